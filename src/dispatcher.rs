@@ -1,0 +1,116 @@
+//! The [`Dispatcher`] handle: creates clocked channels and reports on the dispatcher thread.
+
+use std::fmt;
+
+use crate::error::{HandleError, Mode};
+use crate::inbox::inbox;
+use crate::intake::Control;
+use crate::link::Link;
+use crate::receiver::ClockedReceiver;
+use crate::sender::ClockedSender;
+use crate::stats::DispatcherStats;
+
+/// A handle on one dispatcher thread; creates the channels that share its clock.
+///
+/// Made by [`new`](crate::new), [`new_with_seed`](crate::new_with_seed) or a
+/// [`Builder`](crate::Builder). The thread runs until this handle and every sender and
+/// broadcaster are dropped. Dropping the `Dispatcher` itself closes nothing: channels already
+/// made keep working.
+pub struct Dispatcher<T: Send> {
+    link: Link<T>,
+}
+
+impl<T: Send> Dispatcher<T> {
+    pub(crate) fn from_link(link: Link<T>) -> Self {
+        Dispatcher { link }
+    }
+
+    /// Creates a clocked channel: a sender named `sender` and a receiver named `receiver`.
+    ///
+    /// The receiver's inbox holds `bound` messages (at least one); when it is full the
+    /// dispatcher waits for it, after publishing the clock so that other receivers still see
+    /// time move.
+    ///
+    /// # Panics
+    ///
+    /// If a live receiver of this dispatcher is already named `receiver` (4.0.2 panicked on
+    /// its dispatcher thread instead), or if the dispatcher thread has stopped. Use
+    /// [`try_new`](Self::try_new) to get these as errors.
+    ///
+    /// ```
+    /// use std::thread;
+    ///
+    /// let d = clocked_dispatch::new(1);
+    /// let (tx, rx) = d.new("atx1", "arx");
+    /// thread::spawn(move || tx.send(10).unwrap());
+    /// assert_eq!(rx.recv().unwrap().0, Some(10));
+    /// ```
+    pub fn new<S1: Into<String>, S2: Into<String>>(
+        &self,
+        sender: S1,
+        receiver: S2,
+    ) -> (ClockedSender<T>, ClockedReceiver<T>) {
+        match self.try_new(sender, receiver) {
+            Ok(pair) => pair,
+            Err(e) => panic!("clocked_dispatch::Dispatcher::new: {e}"),
+        }
+    }
+
+    /// Like [`new`](Self::new), returning an error instead of panicking.
+    ///
+    /// ```
+    /// use clocked_dispatch::HandleError;
+    ///
+    /// let d = clocked_dispatch::new::<u32>(4);
+    /// let (_tx, _rx) = d.try_new("tx", "rx").unwrap();
+    /// assert_eq!(
+    ///     d.try_new("tx2", "rx").unwrap_err(),
+    ///     HandleError::ReceiverNameInUse("rx".into())
+    /// );
+    /// ```
+    pub fn try_new<S1: Into<String>, S2: Into<String>>(
+        &self,
+        sender: S1,
+        receiver: S2,
+    ) -> Result<(ClockedSender<T>, ClockedReceiver<T>), HandleError> {
+        let receiver = receiver.into();
+        let shared = &self.link.shared;
+        // Hold the registry lock until the dispatcher has been told, so ids reach it in order
+        // and a failed announcement can give the name back.
+        let mut registry = shared.registry.lock();
+        let id = registry.add_receiver(&receiver)?;
+        let (writer, reader) = inbox(shared.inbox_capacity, shared.clock.read());
+        let flags = reader.flags().clone();
+        if !self
+            .link
+            .control(Control::NewReceiver { id, inbox: writer })
+        {
+            registry.remove_receiver(&receiver);
+            return Err(HandleError::DispatcherGone);
+        }
+        drop(registry);
+        let rx = ClockedReceiver::new(receiver, reader, shared.clone());
+        let tx = ClockedSender::joined(sender.into(), id, flags, self.link.clone());
+        Ok((tx, rx))
+    }
+
+    /// The dispatcher's counters.
+    pub fn stats(&self) -> DispatcherStats {
+        let shared = &self.link.shared;
+        shared.counters.snapshot(shared.clock.read())
+    }
+
+    /// The mode, once the first data message has fixed it.
+    pub fn mode(&self) -> Option<Mode> {
+        self.link.shared.mode()
+    }
+}
+
+impl<T: Send> fmt::Debug for Dispatcher<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("mode", &self.mode())
+            .field("clock", &self.link.shared.clock.read())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,166 @@
+//! Error types.
+//!
+//! Receiving uses `std::sync::mpsc`'s error types unchanged ([`RecvError`], [`TryRecvError`],
+//! [`RecvTimeoutError`]), as clocked-dispatch 4.0.2 did, so matching code keeps compiling.
+//! Sending and creating handles return the types below: every failure that 4.0.2 turned into a
+//! panic (often on the dispatcher thread, poisoning every later send) is a value here, and a
+//! failed send always gives the caller its value back.
+//!
+//! [`RecvError`]: std::sync::mpsc::RecvError
+//! [`TryRecvError`]: std::sync::mpsc::TryRecvError
+//! [`RecvTimeoutError`]: std::sync::mpsc::RecvTimeoutError
+
+use std::fmt;
+
+/// The two modes a dispatcher can run in. The first data message fixes it for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Senders call `send`/`broadcast`; the dispatcher assigns stamps.
+    Serializing,
+    /// Senders call `forward`/`broadcast_forward` with stamps assigned upstream.
+    Forwarding,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Serializing => "serializing (send/broadcast)",
+            Mode::Forwarding => "forwarding (forward/broadcast_forward)",
+        })
+    }
+}
+
+/// Why a message could not be accepted. See [`SendError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SendErrorKind {
+    /// The sender's receiver has been dropped; nobody will ever read this message.
+    ReceiverGone,
+    /// The dispatcher thread is no longer running.
+    DispatcherGone,
+    /// The dispatcher already runs in the other mode: `send` after `forward`, or the reverse.
+    WrongMode {
+        /// The mode the dispatcher is in.
+        dispatcher: Mode,
+    },
+    /// `forward` with a stamp the dispatcher has already released: it can never be delivered
+    /// in order. Stamps are dense and each is used once, so this is a bug upstream.
+    StaleStamp {
+        /// The stamp given.
+        stamp: usize,
+        /// The highest stamp already released when the call was made.
+        released: usize,
+    },
+    /// `forward` with a stamp so far ahead of the released clock that the reorder window
+    /// (see [`Builder::reorder_window`](crate::Builder::reorder_window)) cannot hold it.
+    StampTooFarAhead {
+        /// The stamp given.
+        stamp: usize,
+        /// The highest stamp already released when the call was made.
+        released: usize,
+        /// The reorder window's size.
+        window: usize,
+    },
+}
+
+impl fmt::Display for SendErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SendErrorKind::ReceiverGone => f.write_str("the receiver has been dropped"),
+            SendErrorKind::DispatcherGone => f.write_str("the dispatcher thread has stopped"),
+            SendErrorKind::WrongMode { dispatcher } => {
+                write!(f, "the dispatcher is already in {dispatcher} mode")
+            }
+            SendErrorKind::StaleStamp { stamp, released } => write!(
+                f,
+                "stamp {stamp} was already released (the clock is at {released})"
+            ),
+            SendErrorKind::StampTooFarAhead {
+                stamp,
+                released,
+                window,
+            } => write!(
+                f,
+                "stamp {stamp} is more than {window} ahead of the released clock {released}"
+            ),
+        }
+    }
+}
+
+/// A message that was not accepted, with the reason and the value itself.
+///
+/// For `send`/`broadcast` the value is the `T` given; for `forward`/`broadcast_forward` it is
+/// the `Option<T>` given.
+///
+/// ```
+/// use clocked_dispatch::SendErrorKind;
+///
+/// let d = clocked_dispatch::new(4);
+/// let (tx, rx) = d.new("tx", "rx");
+/// drop(rx);
+/// let err = tx.send(String::from("lost?")).unwrap_err();
+/// assert_eq!(err.kind(), SendErrorKind::ReceiverGone);
+/// assert_eq!(err.into_inner(), "lost?"); // not lost: handed back
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct SendError<V> {
+    kind: SendErrorKind,
+    value: V,
+}
+
+impl<V> SendError<V> {
+    pub(crate) fn new(kind: SendErrorKind, value: V) -> Self {
+        SendError { kind, value }
+    }
+
+    /// Why the message was not accepted.
+    pub fn kind(&self) -> SendErrorKind {
+        self.kind
+    }
+
+    /// The value that was not sent.
+    pub fn into_inner(self) -> V {
+        self.value
+    }
+}
+
+impl<V> fmt::Debug for SendError<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V> fmt::Display for SendError<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "message not accepted: {}", self.kind)
+    }
+}
+
+impl<V> std::error::Error for SendError<V> {}
+
+/// Why a sender, receiver or broadcaster could not be created.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HandleError {
+    /// A live receiver of this dispatcher already has this name. A name is freed when its
+    /// receiver is dropped.
+    ReceiverNameInUse(String),
+    /// The sender's receiver has been dropped, so a new sender for it would be useless.
+    ReceiverGone,
+    /// The dispatcher thread is no longer running.
+    DispatcherGone,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleError::ReceiverNameInUse(name) => {
+                write!(f, "receiver name {name:?} is already in use")
+            }
+            HandleError::ReceiverGone => f.write_str("the receiver has been dropped"),
+            HandleError::DispatcherGone => f.write_str("the dispatcher thread has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for HandleError {}

@@ -1,0 +1,62 @@
+//! What flows into the dispatcher thread.
+//!
+//! Two channels, because two kinds of traffic have different needs:
+//!
+//! * **data** ([`Envelope`]) — the user's messages, through a channel bounded by the
+//!   dispatcher's `bound`: a full intake is the back-pressure `send` blocks on (bound 0: a
+//!   rendezvous with the dispatcher).
+//! * **control** ([`Control`]) — handles joining and leaving, through an unbounded channel, so
+//!   that creating or dropping a handle never blocks (4.0.2 sent these through the bounded
+//!   channel, which is how dropping a sender could deadlock).
+//!
+//! Ordering between the two is restored by the dispatcher:
+//!
+//! * A *join* is pushed before the new handle exists, so it happens-before any data that handle
+//!   sends. The dispatcher drains control before it handles each data message, so it has seen
+//!   the join by the time it sees that data.
+//! * A *leave* is pushed after the handle's last data message was accepted, so that data is
+//!   already in the data channel. When the dispatcher processes the leave it notes how many
+//!   data messages are queued; a receiver is closed only once that many more have been handled.
+
+use crate::registry::ReceiverId;
+
+/// Clones a broadcast payload; `<T as Clone>::clone`, captured where `T: Clone` is known, so
+/// the dispatcher itself never needs `T: Clone`.
+pub(crate) type Cloner<T> = fn(&T) -> T;
+
+/// A data message.
+pub(crate) enum Envelope<T> {
+    /// `send`: stamp it, deliver to one receiver.
+    Send { to: ReceiverId, value: T },
+    /// `broadcast`: stamp it, deliver a copy to every receiver.
+    Broadcast { value: T, cloner: Cloner<T> },
+    /// `forward`: already stamped; release in stamp order.
+    Forward {
+        to: ReceiverId,
+        value: Option<T>,
+        stamp: usize,
+    },
+    /// `broadcast_forward`: already stamped; release in stamp order to everyone.
+    BroadcastForward {
+        value: Option<T>,
+        stamp: usize,
+        cloner: Cloner<T>,
+    },
+}
+
+/// A handle joining or leaving.
+pub(crate) enum Control<T> {
+    /// `Dispatcher::new`: a receiver and its first sender.
+    NewReceiver {
+        id: ReceiverId,
+        inbox: crate::inbox::InboxWriter<T>,
+    },
+    /// A sender for `0` was created (`clone`).
+    SenderJoined(ReceiverId),
+    /// A sender for `0` was dropped.
+    SenderLeft(ReceiverId),
+    /// A broadcaster was created.
+    BroadcasterJoined,
+    /// A broadcaster was dropped.
+    BroadcasterLeft,
+}

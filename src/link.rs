@@ -1,0 +1,130 @@
+//! What every handle holds: the way into the dispatcher, and the state shared with it.
+
+use crate::clock::Clock;
+use crate::error::{Mode, SendErrorKind};
+use crate::intake::{Control, Envelope};
+use crate::registry::Registry;
+use crate::stats::Counters;
+use crate::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use crate::sync::channel::Sender;
+use crate::sync::{Arc, Mutex};
+
+const MODE_UNSET: u8 = 0;
+const MODE_SERIALIZING: u8 = 1;
+const MODE_FORWARDING: u8 = 2;
+
+/// State shared by the dispatcher thread and every handle of one dispatcher.
+pub(crate) struct Shared {
+    pub(crate) clock: Clock,
+    pub(crate) registry: Mutex<Registry>,
+    pub(crate) counters: Counters,
+    /// How far ahead of the released clock a forwarded stamp may be.
+    pub(crate) reorder_window: usize,
+    /// Capacity of each receiver's inbox.
+    pub(crate) inbox_capacity: usize,
+    mode: AtomicU8,
+}
+
+impl Shared {
+    pub(crate) fn new(seed: usize, reorder_window: usize, inbox_capacity: usize) -> Self {
+        Shared {
+            clock: Clock::new(seed),
+            registry: Mutex::new(Registry::default()),
+            counters: Counters::default(),
+            reorder_window,
+            inbox_capacity,
+            mode: AtomicU8::new(MODE_UNSET),
+        }
+    }
+
+    /// The mode, once the first data message has fixed it.
+    pub(crate) fn mode(&self) -> Option<Mode> {
+        match self.mode.load(SeqCst) {
+            MODE_SERIALIZING => Some(Mode::Serializing),
+            MODE_FORWARDING => Some(Mode::Forwarding),
+            _ => None,
+        }
+    }
+
+    /// Fixes the mode to `wanted` if unset; fails if it is fixed to the other one. The first
+    /// caller wins, so two racing senders of different modes cannot both get in.
+    pub(crate) fn claim_mode(&self, wanted: Mode) -> Result<(), SendErrorKind> {
+        let code = match wanted {
+            Mode::Serializing => MODE_SERIALIZING,
+            Mode::Forwarding => MODE_FORWARDING,
+        };
+        let current = self.mode.load(SeqCst);
+        if current == code {
+            return Ok(());
+        }
+        match self.mode.compare_exchange(MODE_UNSET, code, SeqCst, SeqCst) {
+            Ok(_) => Ok(()),
+            Err(other) if other == code => Ok(()),
+            Err(_) => Err(SendErrorKind::WrongMode {
+                dispatcher: match wanted {
+                    Mode::Serializing => Mode::Forwarding,
+                    Mode::Forwarding => Mode::Serializing,
+                },
+            }),
+        }
+    }
+
+    /// Checks a stamp about to be forwarded against the released clock.
+    pub(crate) fn check_stamp(&self, stamp: usize) -> Result<(), SendErrorKind> {
+        let released = self.clock.read();
+        if stamp <= released {
+            Err(SendErrorKind::StaleStamp { stamp, released })
+        } else if stamp - released > self.reorder_window {
+            Err(SendErrorKind::StampTooFarAhead {
+                stamp,
+                released,
+                window: self.reorder_window,
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The channels into the dispatcher plus the shared state.
+pub(crate) struct Link<T> {
+    data: Sender<Envelope<T>>,
+    control: Sender<Control<T>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<T> Clone for Link<T> {
+    fn clone(&self) -> Self {
+        Link {
+            data: self.data.clone(),
+            control: self.control.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Link<T> {
+    pub(crate) fn new(
+        data: Sender<Envelope<T>>,
+        control: Sender<Control<T>>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Link {
+            data,
+            control,
+            shared,
+        }
+    }
+
+    /// Hands a data message to the dispatcher, blocking while the intake is full. Gives the
+    /// envelope back if the dispatcher thread is gone.
+    pub(crate) fn submit(&self, envelope: Envelope<T>) -> Result<(), Envelope<T>> {
+        self.data.send(envelope).map_err(|e| e.0)
+    }
+
+    /// Tells the dispatcher about a handle joining or leaving. Never blocks. Returns false if
+    /// the dispatcher thread is gone.
+    pub(crate) fn control(&self, message: Control<T>) -> bool {
+        self.control.send(message).is_ok()
+    }
+}

@@ -1,0 +1,216 @@
+//! The receiving handle: [`ClockedReceiver`].
+//!
+//! Every read is one [`InboxReader::poll`] (clock first, then inbox: see [`crate::inbox`]).
+//! A blocking read that finds nothing spins briefly (`Backoff`), then registers as a sleeper,
+//! polls once more, and parks until the dispatcher publishes a new clock, delivers, or closes.
+
+use std::fmt;
+use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use crate::inbox::{InboxReader, Polled};
+use crate::link::Shared;
+use crate::sync::{Arc, Backoff};
+
+/// The receiving half of a clocked channel.
+///
+/// Each read returns `(Some(value), stamp)` for a message sent to this receiver, or
+/// `(None, stamp)` when no message is waiting but the dispatcher's clock has moved to `stamp`
+/// (messages to other receivers, or forwarded stamps without data). Watermarks coalesce: a
+/// receiver that has not read for a thousand stamps sees one `(None, latest)`.
+///
+/// Guarantees, for the stamps one receiver returns:
+///
+/// * they strictly increase;
+/// * after `(None, c)`, no message stamped `<= c` will ever be delivered to it;
+/// * once every sender of this receiver is gone (and no broadcaster exists), it returns what is
+///   buffered, the final watermark if not yet seen, and then `Err(RecvError)` for good.
+///
+/// Dropping the receiver unblocks a dispatcher waiting on its full inbox; later sends to it
+/// fail with [`SendErrorKind::ReceiverGone`](crate::SendErrorKind::ReceiverGone).
+///
+/// A receiver is `Send` but not `Sync` (like `std::sync::mpsc::Receiver`): one thread reads it
+/// at a time.
+///
+/// ```
+/// let m = clocked_dispatch::new(10);
+/// let (tx_a, rx_a) = m.new("atx1", "a");
+/// let (_tx_b, rx_b) = m.new("btx1", "b"); // keep tx_b alive, or rx_b closes
+///
+/// tx_a.send("a1").unwrap();
+/// let x = rx_a.recv().unwrap();
+/// assert_eq!(x.0, Some("a1"));
+/// assert_eq!(rx_b.recv(), Ok((None, x.1))); // b learns that time moved
+///
+/// tx_a.send("a2").unwrap();
+/// tx_a.send("a3").unwrap();
+/// let a2 = rx_a.recv().unwrap();
+/// let a3 = rx_a.recv().unwrap();
+/// assert_eq!((a2.0, a3.0), (Some("a2"), Some("a3")));
+///
+/// // b sees a2's stamp or, coalesced, a3's
+/// let b = rx_b.recv().unwrap();
+/// assert_eq!(b.0, None);
+/// assert!(b.1 == a2.1 || b.1 == a3.1);
+/// ```
+pub struct ClockedReceiver<T> {
+    name: String,
+    inbox: InboxReader<T>,
+    shared: Arc<Shared>,
+}
+
+/// What a wait ended with.
+enum Ended<T> {
+    Got((Option<T>, usize)),
+    Closed,
+    TimedOut,
+}
+
+impl<T> ClockedReceiver<T> {
+    pub(crate) fn new(name: String, inbox: InboxReader<T>, shared: Arc<Shared>) -> Self {
+        ClockedReceiver {
+            name,
+            inbox,
+            shared,
+        }
+    }
+
+    /// This receiver's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The highest stamp this receiver has returned, data or watermark; for a receiver that has
+    /// returned nothing yet, the dispatcher's clock when it was created. No message stamped at
+    /// or below it will be delivered here.
+    pub fn last_stamp(&self) -> usize {
+        self.inbox.last_seen()
+    }
+
+    /// Waits for a message or a new watermark.
+    ///
+    /// # Errors
+    ///
+    /// `Err(RecvError)` once the receiver is closed (every sender of it gone, no broadcaster)
+    /// and everything buffered has been returned.
+    pub fn recv(&self) -> Result<(Option<T>, usize), RecvError> {
+        match self.wait(None) {
+            Ended::Got(item) => Ok(item),
+            Ended::Closed | Ended::TimedOut => Err(RecvError),
+        }
+    }
+
+    /// Returns a message or a new watermark if one is ready, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` if nothing new is ready; `Disconnected` once the receiver is closed and
+    /// drained.
+    pub fn try_recv(&self) -> Result<(Option<T>, usize), TryRecvError> {
+        match self.inbox.poll(&self.shared.clock) {
+            Polled::Data(value, stamp) => Ok((Some(value), stamp)),
+            Polled::Watermark(stamp) => Ok((None, stamp)),
+            Polled::Empty => Err(TryRecvError::Empty),
+            Polled::Closed => Err(TryRecvError::Disconnected),
+        }
+    }
+
+    /// Waits at most `timeout` for a message or a new watermark.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` if nothing arrived in time; `Disconnected` once closed and drained.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<(Option<T>, usize), RecvTimeoutError> {
+        match self.wait(Instant::now().checked_add(timeout)) {
+            Ended::Got(item) => Ok(item),
+            Ended::Closed => Err(RecvTimeoutError::Disconnected),
+            Ended::TimedOut => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// An iterator over what is ready now; it ends at the first `try_recv` error.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { receiver: self }
+    }
+
+    fn poll(&self) -> Option<Ended<T>> {
+        match self.inbox.poll(&self.shared.clock) {
+            Polled::Data(value, stamp) => Some(Ended::Got((Some(value), stamp))),
+            Polled::Watermark(stamp) => Some(Ended::Got((None, stamp))),
+            Polled::Closed => Some(Ended::Closed),
+            Polled::Empty => None,
+        }
+    }
+
+    /// Spin, then park, until something is ready or `deadline` (if any) passes.
+    fn wait(&self, deadline: Option<Instant>) -> Ended<T> {
+        let backoff = Backoff::new();
+        loop {
+            if let Some(ended) = self.poll() {
+                return ended;
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ended::TimedOut,
+                },
+            };
+            if let Some(ended) = self
+                .inbox
+                .sleep(&self.shared.clock, timeout, || self.poll())
+            {
+                return ended;
+            }
+        }
+    }
+}
+
+impl<T> Iterator for ClockedReceiver<T> {
+    type Item = (Option<T>, usize);
+
+    /// Blocks like [`recv`](ClockedReceiver::recv); ends when the receiver is closed.
+    fn next(&mut self) -> Option<Self::Item> {
+        self.recv().ok()
+    }
+}
+
+impl<T> Drop for ClockedReceiver<T> {
+    fn drop(&mut self) {
+        // The inbox reader's own drop marks the receiver gone and disconnects its queue, which
+        // wakes a dispatcher blocked on it.
+        self.shared.registry.lock().remove_receiver(&self.name);
+    }
+}
+
+impl<T> fmt::Debug for ClockedReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClockedReceiver")
+            .field("name", &self.name)
+            .field("last_stamp", &self.last_stamp())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Iterator returned by [`ClockedReceiver::try_iter`].
+pub struct TryIter<'a, T> {
+    receiver: &'a ClockedReceiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = (Option<T>, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+impl<T> fmt::Debug for TryIter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryIter").finish_non_exhaustive()
+    }
+}

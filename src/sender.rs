@@ -1,0 +1,359 @@
+//! The sending handles: [`ClockedSender`] (to one receiver) and [`ClockedBroadcaster`] (to all).
+//!
+//! A send does its checks on the caller's thread, where a typed error can be returned with the
+//! value: the receiver's liveness flag, the dispatcher's mode (claimed atomically by the first
+//! data message), and for `forward` the stamp against the released clock. Then it hands the
+//! message to the dispatcher's intake, blocking only while the intake is full.
+//!
+//! Creating a handle registers it with the dispatcher and dropping it deregisters it, through
+//! the never-blocking control channel: neither ever blocks, and neither can deadlock.
+
+use std::fmt;
+
+use crate::error::{HandleError, Mode, SendError, SendErrorKind};
+use crate::inbox::InboxFlags;
+use crate::intake::{Control, Envelope};
+use crate::link::Link;
+use crate::registry::ReceiverId;
+use crate::sync::Arc;
+
+/// The sending half of a clocked channel: delivers to one receiver, and lets every other
+/// receiver of the dispatcher know that the clock has moved.
+///
+/// Cloning takes a name (`clone(name)`), as in 4.0.2. Names label senders (they show in
+/// `Debug`); unlike 4.0.2 they need not be unique, since the dispatcher counts senders.
+///
+/// When the last sender of a receiver is dropped, and no [`ClockedBroadcaster`] exists, the
+/// receiver returns what is buffered and then `Err(RecvError)`:
+///
+/// ```
+/// use std::thread;
+///
+/// let d = clocked_dispatch::new(10);
+/// let (tx_a, rx_a) = d.new("atx", "arx");
+///
+/// let tx_a1 = tx_a.clone("atx1");
+/// let t1 = thread::spawn(move || tx_a1.send("a1").unwrap());
+/// let tx_a2 = tx_a.clone("atx2");
+/// let t2 = thread::spawn(move || tx_a2.send("a2").unwrap());
+///
+/// drop(tx_a);
+/// assert_eq!(rx_a.count(), 2);
+/// # t1.join().unwrap(); t2.join().unwrap();
+/// ```
+pub struct ClockedSender<T> {
+    name: String,
+    target: ReceiverId,
+    receiver: Arc<InboxFlags>,
+    link: Link<T>,
+}
+
+impl<T> ClockedSender<T> {
+    /// A sender whose join the caller has already announced to the dispatcher.
+    pub(crate) fn joined(
+        name: String,
+        target: ReceiverId,
+        receiver: Arc<InboxFlags>,
+        link: Link<T>,
+    ) -> Self {
+        ClockedSender {
+            name,
+            target,
+            receiver,
+            link,
+        }
+    }
+
+    /// This sender's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends `value` to this sender's receiver; the dispatcher assigns it the next stamp, and
+    /// every other receiver will see that stamp as a watermark.
+    ///
+    /// Blocks while the dispatcher's intake is full (capacity `bound`; with bound 0 until the
+    /// dispatcher takes the message). `Ok` means the dispatcher accepted the message: it will
+    /// reach the receiver unless the receiver is dropped first.
+    ///
+    /// # Errors
+    ///
+    /// The value comes back in a [`SendError`] when the receiver is gone
+    /// ([`ReceiverGone`](SendErrorKind::ReceiverGone)), the dispatcher is in forwarding mode
+    /// ([`WrongMode`](SendErrorKind::WrongMode)), or its thread has stopped.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        if !self.receiver.receiver_alive() {
+            return Err(SendError::new(SendErrorKind::ReceiverGone, value));
+        }
+        if let Err(kind) = self.link.shared.claim_mode(Mode::Serializing) {
+            return Err(SendError::new(kind, value));
+        }
+        let envelope = Envelope::Send {
+            to: self.target,
+            value,
+        };
+        self.link
+            .submit(envelope)
+            .map_err(|envelope| match envelope {
+                Envelope::Send { value, .. } => {
+                    SendError::new(SendErrorKind::DispatcherGone, value)
+                }
+                // `submit` hands back the envelope it was given, which is a `Send`.
+                _ => unreachable!("submit returned a different envelope"),
+            })
+    }
+
+    /// Forwards a message already stamped `stamp` by an upstream dispatcher. The dispatcher
+    /// releases stamps strictly in order: this message waits until every smaller stamp has been
+    /// forwarded (with or without data) by some sender.
+    ///
+    /// `forward(None, stamp)` accounts for a stamp without data, for example one a pipeline
+    /// stage filtered out, so that later stamps are not held back waiting for it.
+    ///
+    /// # Errors
+    ///
+    /// The value comes back in a [`SendError`] when the receiver is gone, the dispatcher is in
+    /// serializing mode, its thread has stopped, `stamp` has already been released
+    /// ([`StaleStamp`](SendErrorKind::StaleStamp)), or `stamp` is further ahead of the released
+    /// clock than the reorder window allows
+    /// ([`StampTooFarAhead`](SendErrorKind::StampTooFarAhead)). A stamp that was already
+    /// forwarded but not yet released is a duplicate the dispatcher drops and counts in
+    /// [`DispatcherStats::duplicate_stamps`](crate::DispatcherStats::duplicate_stamps); a stale
+    /// stamp that races past this check is counted in
+    /// [`stale_stamps`](crate::DispatcherStats::stale_stamps).
+    pub fn forward(&self, value: Option<T>, stamp: usize) -> Result<(), SendError<Option<T>>> {
+        if value.is_some() && !self.receiver.receiver_alive() {
+            return Err(SendError::new(SendErrorKind::ReceiverGone, value));
+        }
+        let shared = &self.link.shared;
+        if let Err(kind) = shared
+            .claim_mode(Mode::Forwarding)
+            .and_then(|()| shared.check_stamp(stamp))
+        {
+            return Err(SendError::new(kind, value));
+        }
+        let envelope = Envelope::Forward {
+            to: self.target,
+            value,
+            stamp,
+        };
+        self.link
+            .submit(envelope)
+            .map_err(|envelope| match envelope {
+                Envelope::Forward { value, .. } => {
+                    SendError::new(SendErrorKind::DispatcherGone, value)
+                }
+                // `submit` hands back the envelope it was given, which is a `Forward`.
+                _ => unreachable!("submit returned a different envelope"),
+            })
+    }
+
+    /// Creates another sender, named `name`, for the same receiver.
+    ///
+    /// If the receiver is already gone the new sender still works as a handle, but its sends
+    /// fail with [`ReceiverGone`](SendErrorKind::ReceiverGone); use
+    /// [`try_clone`](Self::try_clone) to learn it at once.
+    pub fn clone<S: Into<String>>(&self, name: S) -> ClockedSender<T> {
+        self.link.control(Control::SenderJoined(self.target));
+        ClockedSender::joined(
+            name.into(),
+            self.target,
+            self.receiver.clone(),
+            self.link.clone(),
+        )
+    }
+
+    /// Like [`clone`](Self::clone), but fails if the receiver has been dropped or the
+    /// dispatcher thread has stopped.
+    pub fn try_clone<S: Into<String>>(&self, name: S) -> Result<ClockedSender<T>, HandleError> {
+        if !self.receiver.receiver_alive() {
+            return Err(HandleError::ReceiverGone);
+        }
+        if !self.link.control(Control::SenderJoined(self.target)) {
+            return Err(HandleError::DispatcherGone);
+        }
+        Ok(ClockedSender::joined(
+            name.into(),
+            self.target,
+            self.receiver.clone(),
+            self.link.clone(),
+        ))
+    }
+}
+
+impl<T: Clone> ClockedSender<T> {
+    /// Turns this sender into a broadcaster with the same name: from now on it sends to every
+    /// receiver. While any broadcaster exists, no receiver of the dispatcher closes.
+    pub fn into_broadcaster(self) -> ClockedBroadcaster<T> {
+        // Join first, then leave (when `self` drops): the receiver is never seen without a
+        // sender or broadcaster in between.
+        self.link.control(Control::BroadcasterJoined);
+        ClockedBroadcaster {
+            name: self.name.clone(),
+            link: self.link.clone(),
+        }
+    }
+}
+
+impl<T> Drop for ClockedSender<T> {
+    fn drop(&mut self) {
+        self.link.control(Control::SenderLeft(self.target));
+    }
+}
+
+impl<T> fmt::Debug for ClockedSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClockedSender")
+            .field("name", &self.name)
+            .field("receiver_alive", &self.receiver.receiver_alive())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sender that delivers every message to every receiver of the dispatcher. Made with
+/// [`ClockedSender::into_broadcaster`].
+///
+/// While a broadcaster exists, no receiver closes, even one whose own senders are all gone.
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// let m = clocked_dispatch::new(10);
+/// let (tx_a, rx_a) = m.new("atx", "arx");
+/// let tx = tx_a.into_broadcaster();
+/// // A stays open: a broadcaster exists, although A's own senders are gone.
+///
+/// let (tx_b, rx_b) = m.new("btx", "brx");
+/// tx.broadcast("1").unwrap();
+/// let x = rx_a.recv().unwrap();
+/// assert_eq!(x.0, Some("1"));
+/// assert_eq!(rx_b.recv(), Ok(x));
+///
+/// // Unicast still works, and A sees it as a watermark.
+/// tx_b.send("2").unwrap();
+/// let x = rx_b.recv().unwrap();
+/// assert_eq!(x.0, Some("2"));
+/// assert_eq!(rx_a.recv(), Ok((None, x.1)));
+///
+/// drop(tx);
+/// assert_eq!(rx_a.recv(), Err(mpsc::RecvError)); // no sender, no broadcaster: closed
+/// assert_eq!(rx_b.try_recv(), Err(mpsc::TryRecvError::Empty)); // tx_b still exists
+/// drop(tx_b);
+/// assert_eq!(rx_b.recv(), Err(mpsc::RecvError));
+/// ```
+///
+/// Forwarding broadcast:
+///
+/// ```
+/// let m = clocked_dispatch::new(10);
+/// let (tx_a, rx_a) = m.new("atx", "arx");
+/// let (_tx_b, rx_b) = m.new("btx", "brx");
+/// let (tx_c, rx_c) = m.new("ctx", "crx");
+///
+/// let tx = tx_a.into_broadcaster();
+/// tx.broadcast_forward(Some("1"), 1).unwrap();
+/// assert_eq!(rx_a.recv().unwrap(), (Some("1"), 1));
+/// assert_eq!(rx_b.recv().unwrap(), (Some("1"), 1));
+/// assert_eq!(rx_c.recv().unwrap(), (Some("1"), 1));
+///
+/// tx_c.forward(Some("c"), 2).unwrap();
+/// assert_eq!(rx_a.recv().unwrap(), (None, 2));
+/// assert_eq!(rx_b.recv().unwrap(), (None, 2));
+/// assert_eq!(rx_c.recv().unwrap(), (Some("c"), 2));
+/// ```
+pub struct ClockedBroadcaster<T: Clone> {
+    name: String,
+    link: Link<T>,
+}
+
+impl<T: Clone> ClockedBroadcaster<T> {
+    /// This broadcaster's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends a copy of `value` to every receiver; the dispatcher assigns one stamp to all.
+    ///
+    /// Blocks while the intake is full. The dispatcher delivers to each receiver in turn and
+    /// waits on any whose inbox is full, so a broadcast moves at the pace of the slowest
+    /// receiver.
+    ///
+    /// # Errors
+    ///
+    /// The value comes back if the dispatcher is in forwarding mode or its thread has stopped.
+    pub fn broadcast(&self, value: T) -> Result<(), SendError<T>> {
+        if let Err(kind) = self.link.shared.claim_mode(Mode::Serializing) {
+            return Err(SendError::new(kind, value));
+        }
+        let envelope = Envelope::Broadcast {
+            value,
+            cloner: T::clone,
+        };
+        self.link
+            .submit(envelope)
+            .map_err(|envelope| match envelope {
+                Envelope::Broadcast { value, .. } => {
+                    SendError::new(SendErrorKind::DispatcherGone, value)
+                }
+                // `submit` hands back the envelope it was given, which is a `Broadcast`.
+                _ => unreachable!("submit returned a different envelope"),
+            })
+    }
+
+    /// Forwards an already stamped message to every receiver, released in stamp order like
+    /// [`ClockedSender::forward`]. `None` accounts for the stamp without data.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClockedSender::forward`], except that there is no single receiver to be gone.
+    pub fn broadcast_forward(
+        &self,
+        value: Option<T>,
+        stamp: usize,
+    ) -> Result<(), SendError<Option<T>>> {
+        let shared = &self.link.shared;
+        if let Err(kind) = shared
+            .claim_mode(Mode::Forwarding)
+            .and_then(|()| shared.check_stamp(stamp))
+        {
+            return Err(SendError::new(kind, value));
+        }
+        let envelope = Envelope::BroadcastForward {
+            value,
+            stamp,
+            cloner: T::clone,
+        };
+        self.link
+            .submit(envelope)
+            .map_err(|envelope| match envelope {
+                Envelope::BroadcastForward { value, .. } => {
+                    SendError::new(SendErrorKind::DispatcherGone, value)
+                }
+                // `submit` hands back the envelope it was given, which is a `BroadcastForward`.
+                _ => unreachable!("submit returned a different envelope"),
+            })
+    }
+
+    /// Creates another broadcaster, named `name`.
+    pub fn clone<S: Into<String>>(&self, name: S) -> ClockedBroadcaster<T> {
+        self.link.control(Control::BroadcasterJoined);
+        ClockedBroadcaster {
+            name: name.into(),
+            link: self.link.clone(),
+        }
+    }
+}
+
+impl<T: Clone> Drop for ClockedBroadcaster<T> {
+    fn drop(&mut self) {
+        self.link.control(Control::BroadcasterLeft);
+    }
+}
+
+impl<T: Clone> fmt::Debug for ClockedBroadcaster<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClockedBroadcaster")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,224 @@
+//! Loom twin of the subset of `crossbeam_channel` the crate uses.
+//!
+//! A mutex-protected `VecDeque` and two condvars. Semantics kept from crossbeam:
+//!
+//! * `bounded(n)` holds at most `n` messages; `send` blocks while full.
+//! * `bounded(0)` is a rendezvous: `send` returns once a receiver has taken the message
+//!   (`try_send` on it always reports `Full`; the crate never calls it there).
+//! * the channel disconnects when every `Sender` or every `Receiver` is dropped; a receiver
+//!   still drains what is buffered, then gets `Disconnected`; a sender gets its value back.
+//!
+//! [`recv_either`] stands in for `crossbeam_channel::select!` over two receivers. It polls with
+//! `loom::thread::yield_now`, which loom treats as "do not schedule me until someone else has
+//! moved", so the model stays finite.
+
+use std::collections::VecDeque;
+
+use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+pub(crate) use crossbeam_channel::{RecvError, SendError, TryRecvError, TrySendError};
+
+struct State<T> {
+    queue: VecDeque<T>,
+    senders: usize,
+    receivers: usize,
+    /// Messages ever taken by a receiver: a rendezvous sender waits for its ticket.
+    taken: u64,
+    pushed: u64,
+}
+
+struct Chan<T> {
+    cap: Option<usize>,
+    state: Mutex<State<T>>,
+    /// Signalled when a message arrives or the last sender leaves.
+    readable: Condvar,
+    /// Signalled when a message is taken or the last receiver leaves.
+    writable: Condvar,
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_full(&self, state: &State<T>) -> bool {
+        match self.cap {
+            // A rendezvous channel holds one message in flight, which its sender waits out.
+            Some(0) => !state.queue.is_empty(),
+            Some(cap) => state.queue.len() >= cap,
+            None => false,
+        }
+    }
+}
+
+/// Sending half of a twin channel.
+pub(crate) struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// Receiving half of a twin channel.
+pub(crate) struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+fn with_cap<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        cap,
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            senders: 1,
+            receivers: 1,
+            taken: 0,
+            pushed: 0,
+        }),
+        readable: Condvar::new(),
+        writable: Condvar::new(),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    with_cap(Some(cap))
+}
+
+pub(crate) fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    with_cap(None)
+}
+
+impl<T> Sender<T> {
+    pub(crate) fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let chan = &*self.chan;
+        let mut state = chan.lock();
+        loop {
+            if state.receivers == 0 {
+                return Err(SendError(value));
+            }
+            if !chan.is_full(&state) {
+                break;
+            }
+            state = chan.writable.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        state.queue.push_back(value);
+        state.pushed += 1;
+        let ticket = state.pushed;
+        chan.readable.notify_all();
+        if chan.cap == Some(0) {
+            while state.taken < ticket && state.receivers > 0 {
+                state = chan.writable.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let chan = &*self.chan;
+        let mut state = chan.lock();
+        if state.receivers == 0 {
+            return Err(TrySendError::Disconnected(value));
+        }
+        if chan.cap == Some(0) || chan.is_full(&state) {
+            return Err(TrySendError::Full(value));
+        }
+        state.queue.push_back(value);
+        state.pushed += 1;
+        chan.readable.notify_all();
+        Ok(())
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().senders += 1;
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut state = self.chan.lock();
+        state.senders -= 1;
+        if state.senders == 0 {
+            self.chan.readable.notify_all();
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    fn take(&self, state: &mut State<T>) -> Option<T> {
+        let value = state.queue.pop_front()?;
+        state.taken += 1;
+        self.chan.writable.notify_all();
+        Some(value)
+    }
+
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut state = self.chan.lock();
+        match self.take(&mut state) {
+            Some(value) => Ok(value),
+            None if state.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    pub(crate) fn recv(&self) -> Result<T, RecvError> {
+        let mut state = self.chan.lock();
+        loop {
+            if let Some(value) = self.take(&mut state) {
+                return Ok(value);
+            }
+            if state.senders == 0 {
+                return Err(RecvError);
+            }
+            state = self
+                .chan
+                .readable
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.chan.lock().queue.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chan.lock().queue.is_empty()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut state = self.chan.lock();
+        state.receivers -= 1;
+        if state.receivers == 0 {
+            // crossbeam drops what is buffered when the last receiver goes; so do we.
+            state.queue.clear();
+            self.chan.writable.notify_all();
+        }
+    }
+}
+
+/// What [`recv_either`] got.
+pub(crate) enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Blocks until `left` or `right` has a message (preferring `right`), or both are disconnected
+/// and drained, in which case it returns `None`.
+pub(crate) fn recv_either<A, B>(left: &Receiver<A>, right: &Receiver<B>) -> Option<Either<A, B>> {
+    loop {
+        let right_gone = match right.try_recv() {
+            Ok(b) => return Some(Either::Right(b)),
+            Err(TryRecvError::Empty) => false,
+            Err(TryRecvError::Disconnected) => true,
+        };
+        match left.try_recv() {
+            Ok(a) => return Some(Either::Left(a)),
+            Err(TryRecvError::Disconnected) if right_gone => return None,
+            Err(_) => loom::thread::yield_now(),
+        }
+    }
+}
