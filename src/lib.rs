@@ -134,3 +134,8 @@ pub fn new<T: Send + 'static>(bound: usize) -> Dispatcher<T> {
 pub fn new_with_seed<T: Send + 'static>(bound: usize, seed: usize) -> Dispatcher<T> {
     Builder::new().bound(bound).seed(seed).build()
 }
+
+/// The README's examples, compiled and run as doc tests so they cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
