@@ -103,8 +103,7 @@ impl Builder {
     pub fn try_build<T: Send + 'static>(self) -> io::Result<Dispatcher<T>> {
         let inbox_capacity = self.inbox_capacity.unwrap_or(self.bound).max(1);
         let shared = Arc::new(Shared::new(self.seed, self.reorder_window, inbox_capacity));
-        let (data_tx, data_rx) = channel::bounded(self.bound);
-        let (control_tx, control_rx) = channel::unbounded();
+        let ((data_tx, data_rx), (control_tx, control_rx)) = channel::select_pair(self.bound);
         let engine = Engine::new(shared.clone(), data_rx, control_rx, self.seed);
         thread::Builder::new()
             .name(self.thread_name)

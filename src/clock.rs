@@ -10,14 +10,20 @@
 //!
 //! Sleeping is an event count. A receiver that found nothing marks itself sleeping, bumps
 //! [`sleepers`](Clock::sleep), re-checks clock and inbox, and only then parks. The dispatcher
-//! stores the clock, then reads `sleepers`; only if it is non-zero does it look for sleeping
-//! receivers to unpark. Both sides write then read with `SeqCst` (a Dekker handshake): either
-//! the receiver's re-check sees the new clock, or the dispatcher sees the sleeper. No wake-up is
-//! lost, and when nobody sleeps the dispatcher makes no syscall at all.
+//! stores the clock (or a close marker), then reads `sleepers`; only if it is non-zero does it
+//! look for sleeping receivers to unpark. Both sides write, issue a `fence(SeqCst)`, then read
+//! (a store-buffering, Dekker-style handshake): the two fences are totally ordered, so either
+//! the receiver's re-check sees the new clock, or the dispatcher sees the sleeper. No wake-up
+//! is lost, and when nobody sleeps the dispatcher makes no syscall at all.
+//!
+//! Fences rather than `SeqCst` loads and stores: the guarantee is the same in the C++ model,
+//! but loom models `SeqCst` accesses only as `AcqRel` (and would report false lost wake-ups),
+//! while it models `fence(SeqCst)` exactly. The fence costs one per batch on the dispatcher and
+//! one per sleep on a receiver; the hot path (a receiver that finds data) has none.
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::sync::atomic::{fence, AtomicUsize, Ordering};
 
 /// The global watermark and sleeper count, each on its own cache line.
 pub(crate) struct Clock {
@@ -36,7 +42,8 @@ impl Clock {
 
     /// The highest stamp whose payloads are all in their inboxes.
     pub(crate) fn read(&self) -> usize {
-        self.released.load(SeqCst)
+        // Acquire: pairs with `publish`'s Release, so the payloads pushed before are visible.
+        self.released.load(Ordering::Acquire)
     }
 
     /// Publishes `stamp`; returns whether any receiver may be asleep and needs a look.
@@ -44,23 +51,26 @@ impl Clock {
     /// Must only be called by the dispatcher, after every payload stamped `<= stamp` has been
     /// pushed, with stamps that never decrease.
     pub(crate) fn publish(&self, stamp: usize) -> bool {
-        self.released.store(stamp, SeqCst);
-        self.sleepers.load(SeqCst) != 0
+        self.released.store(stamp, Ordering::Release);
+        self.sleepers_after_store()
     }
 
-    /// Whether any receiver is registered as sleeping (read after a `SeqCst` store of whatever
-    /// the sleeper waits for).
-    pub(crate) fn has_sleepers(&self) -> bool {
-        self.sleepers.load(SeqCst) != 0
+    /// Whether any receiver may be asleep, to be called right after storing whatever a sleeper
+    /// waits for (the dispatcher's half of the handshake).
+    pub(crate) fn sleepers_after_store(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.sleepers.load(Ordering::Relaxed) != 0
     }
 
-    /// Registers one more sleeper; the caller must re-check its condition afterwards.
+    /// Registers one more sleeper (the receiver's half of the handshake, after it has raised
+    /// its own `sleeping` flag); the caller must re-check its condition afterwards.
     pub(crate) fn sleep(&self) {
-        self.sleepers.fetch_add(1, SeqCst);
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Unregisters a sleeper registered by [`sleep`](Clock::sleep).
     pub(crate) fn wake(&self) {
-        self.sleepers.fetch_sub(1, SeqCst);
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! loop {
-//!     publish the clock (one SeqCst store) and wake sleeping receivers, if it moved
+//!     publish the clock (one Release store and one SeqCst fence) and wake sleeping receivers
 //!     close every receiver whose close has become due
 //!     block for one message (control first)
 //!     handle it, then up to BATCH-1 more without blocking

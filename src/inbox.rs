@@ -27,7 +27,7 @@
 use std::cell::Cell;
 
 use crate::clock::Clock;
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::channel::{self, TryRecvError, TrySendError};
 use crate::sync::{Arc, Parker, Unparker};
 
@@ -48,7 +48,7 @@ pub(crate) struct InboxFlags {
 impl InboxFlags {
     /// Whether the receiver is still there to read what is sent to it.
     pub(crate) fn receiver_alive(&self) -> bool {
-        self.receiver_alive.load(SeqCst)
+        self.receiver_alive.load(Ordering::Acquire)
     }
 }
 
@@ -127,16 +127,18 @@ impl<T> InboxWriter<T> {
 
     /// Closes the inbox at watermark `final_clock`; the reader is woken if asleep.
     pub(crate) fn close(self, final_clock: usize, clock: &Clock) {
-        self.flags.closed_at.store(final_clock + 1, SeqCst);
-        if clock.has_sleepers() {
+        // Release: a reader that sees the marker sees every payload pushed before it.
+        self.flags.closed_at.store(final_clock + 1, Ordering::Release);
+        if clock.sleepers_after_store() {
             self.wake_if_sleeping();
         }
         // Dropping `self.queue` disconnects it; the reader still drains what is queued.
     }
 
-    /// Unparks the reader if it has registered as sleeping. Call after a `SeqCst` publish.
+    /// Unparks the reader if it has registered as sleeping. Call only after
+    /// [`Clock::sleepers_after_store`] (whose fence orders this load) returned true.
     pub(crate) fn wake_if_sleeping(&self) {
-        if self.flags.sleeping.load(SeqCst) {
+        if self.flags.sleeping.load(Ordering::Relaxed) {
             self.flags.unparker.unpark();
         }
     }
@@ -155,7 +157,7 @@ impl<T> InboxReader<T> {
 
     /// One non-blocking look: clock (and close marker) first, then the queue.
     pub(crate) fn poll(&self, clock: &Clock) -> Polled<T> {
-        let closed_at = self.flags.closed_at.load(SeqCst);
+        let closed_at = self.flags.closed_at.load(Ordering::Acquire);
         let now = clock.read();
         let disconnected = match self.queue.try_recv() {
             Ok((value, stamp)) => {
@@ -189,7 +191,9 @@ impl<T> InboxReader<T> {
         timeout: Option<std::time::Duration>,
         recheck: impl FnOnce() -> Option<R>,
     ) -> Option<R> {
-        self.flags.sleeping.store(true, SeqCst);
+        // Raise the flag before `clock.sleep()`'s fence, so a dispatcher that sees the sleeper
+        // count also sees the flag.
+        self.flags.sleeping.store(true, Ordering::Relaxed);
         clock.sleep();
         let ready = recheck();
         if ready.is_none() {
@@ -199,13 +203,13 @@ impl<T> InboxReader<T> {
             }
         }
         clock.wake();
-        self.flags.sleeping.store(false, SeqCst);
+        self.flags.sleeping.store(false, Ordering::Relaxed);
         ready
     }
 }
 
 impl<T> Drop for InboxReader<T> {
     fn drop(&mut self) {
-        self.flags.receiver_alive.store(false, SeqCst);
+        self.flags.receiver_alive.store(false, Ordering::Release);
     }
 }

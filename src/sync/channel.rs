@@ -8,15 +8,49 @@
 //! * the channel disconnects when every `Sender` or every `Receiver` is dropped; a receiver
 //!   still drains what is buffered, then gets `Disconnected`; a sender gets its value back.
 //!
-//! [`recv_either`] stands in for `crossbeam_channel::select!` over two receivers. It polls with
-//! `loom::thread::yield_now`, which loom treats as "do not schedule me until someone else has
-//! moved", so the model stays finite.
+//! [`recv_either`] stands in for `crossbeam_channel::select!` over two receivers. Every twin
+//! channel bumps one model-wide [`Hub`] epoch when a message arrives or its last sender leaves;
+//! `recv_either` notes the epoch, polls both receivers, and waits for the epoch to change. A
+//! spinning poll would be simpler, but it makes loom's search explode.
 
 use std::collections::VecDeque;
 
 use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-pub(crate) use crossbeam_channel::{RecvError, SendError, TryRecvError, TrySendError};
+pub(crate) use crossbeam_channel::{SendError, TryRecvError, TrySendError};
+
+/// Wakes `recv_either` callers: an epoch bumped on every event a receiver could wait for. The
+/// two channels given to one `recv_either` must share it (see [`select_pair`]).
+struct Hub {
+    epoch: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Hub {
+    fn new() -> Arc<Hub> {
+        Arc::new(Hub {
+            epoch: Mutex::new(0),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn epoch(&self) -> u64 {
+        *self.epoch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self) {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        *epoch += 1;
+        self.changed.notify_all();
+    }
+
+    fn wait(&self, seen: u64) {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        while *epoch == seen {
+            epoch = self.changed.wait(epoch).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
 
 struct State<T> {
     queue: VecDeque<T>,
@@ -29,6 +63,7 @@ struct State<T> {
 
 struct Chan<T> {
     cap: Option<usize>,
+    hub: Arc<Hub>,
     state: Mutex<State<T>>,
     /// Signalled when a message arrives or the last sender leaves.
     readable: Condvar,
@@ -61,9 +96,10 @@ pub(crate) struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
 
-fn with_cap<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
+fn with_cap<T>(cap: Option<usize>, hub: Arc<Hub>) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
         cap,
+        hub,
         state: Mutex::new(State {
             queue: VecDeque::new(),
             senders: 1,
@@ -78,11 +114,15 @@ fn with_cap<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
 }
 
 pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    with_cap(Some(cap))
+    with_cap(Some(cap), Hub::new())
 }
 
-pub(crate) fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
-    with_cap(None)
+/// A bounded and an unbounded channel that can be waited on together with [`recv_either`].
+pub(crate) fn select_pair<A, B>(
+    cap: usize,
+) -> ((Sender<A>, Receiver<A>), (Sender<B>, Receiver<B>)) {
+    let hub = Hub::new();
+    (with_cap(Some(cap), hub.clone()), with_cap(None, hub))
 }
 
 impl<T> Sender<T> {
@@ -102,6 +142,7 @@ impl<T> Sender<T> {
         state.pushed += 1;
         let ticket = state.pushed;
         chan.readable.notify_all();
+        chan.hub.notify();
         if chan.cap == Some(0) {
             while state.taken < ticket && state.receivers > 0 {
                 state = chan.writable.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -122,6 +163,8 @@ impl<T> Sender<T> {
         state.queue.push_back(value);
         state.pushed += 1;
         chan.readable.notify_all();
+        drop(state);
+        chan.hub.notify();
         Ok(())
     }
 }
@@ -141,6 +184,8 @@ impl<T> Drop for Sender<T> {
         state.senders -= 1;
         if state.senders == 0 {
             self.chan.readable.notify_all();
+            drop(state);
+            self.chan.hub.notify();
         }
     }
 }
@@ -162,29 +207,8 @@ impl<T> Receiver<T> {
         }
     }
 
-    pub(crate) fn recv(&self) -> Result<T, RecvError> {
-        let mut state = self.chan.lock();
-        loop {
-            if let Some(value) = self.take(&mut state) {
-                return Ok(value);
-            }
-            if state.senders == 0 {
-                return Err(RecvError);
-            }
-            state = self
-                .chan
-                .readable
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.chan.lock().queue.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.chan.lock().queue.is_empty()
     }
 }
 
@@ -207,9 +231,10 @@ pub(crate) enum Either<A, B> {
 }
 
 /// Blocks until `left` or `right` has a message (preferring `right`), or both are disconnected
-/// and drained, in which case it returns `None`.
+/// and drained, in which case it returns `None`. The two must come from one [`select_pair`].
 pub(crate) fn recv_either<A, B>(left: &Receiver<A>, right: &Receiver<B>) -> Option<Either<A, B>> {
     loop {
+        let seen = left.chan.hub.epoch();
         let right_gone = match right.try_recv() {
             Ok(b) => return Some(Either::Right(b)),
             Err(TryRecvError::Empty) => false,
@@ -218,7 +243,7 @@ pub(crate) fn recv_either<A, B>(left: &Receiver<A>, right: &Receiver<B>) -> Opti
         match left.try_recv() {
             Ok(a) => return Some(Either::Left(a)),
             Err(TryRecvError::Disconnected) if right_gone => return None,
-            Err(_) => loom::thread::yield_now(),
+            Err(_) => left.chan.hub.wait(seen),
         }
     }
 }

@@ -44,6 +44,14 @@ pub(crate) mod channel {
         bounded, unbounded, Receiver, RecvError, Sender, TryRecvError, TrySendError,
     };
 
+    /// A bounded and an unbounded channel that can be waited on together with
+    /// [`recv_either`]. (The loom twin needs to know the pair at creation.)
+    pub(crate) fn select_pair<A, B>(
+        cap: usize,
+    ) -> ((Sender<A>, Receiver<A>), (Sender<B>, Receiver<B>)) {
+        (bounded(cap), unbounded())
+    }
+
     /// What [`recv_either`] got.
     pub(crate) enum Either<A, B> {
         Left(A),
