@@ -28,13 +28,19 @@ fn pairs_and_watermarks() {
     for _ in 0..2 {
         println!("rx_a got {:?}", rx_a.recv().expect("tx_a is alive"));
     }
-    println!("rx_a got {:?}   <- b's message moved the clock", rx_a.recv());
+    println!(
+        "rx_a got {:?}   <- b's message moved the clock",
+        rx_a.recv()
+    );
     println!(
         "rx_b got {:?}   <- stamps 1 and 2 (a's) pass b by silently: its data comes first",
         rx_b.recv()
     );
     tx_a.send("a third for a").expect("rx_a is alive");
-    println!("rx_b got {:?}   <- a's third message, as a watermark", rx_b.recv());
+    println!(
+        "rx_b got {:?}   <- a's third message, as a watermark",
+        rx_b.recv()
+    );
     println!("rx_a got {:?}", rx_a.recv());
 
     drop(tx_a);
@@ -49,7 +55,10 @@ fn forwarding() {
     let right = left.clone("right");
     right.forward(Some("third"), 3).expect("in window");
     left.forward(Some("second"), 2).expect("in window");
-    println!("after stamps 3 and 2: {:?} (stamp 1 is missing)", rx.try_recv());
+    println!(
+        "after stamps 3 and 2: {:?} (stamp 1 is missing)",
+        rx.try_recv()
+    );
     left.forward(None, 1).expect("in window"); // stamp 1 was filtered out upstream
     println!("after forward(None, 1):");
     drop((left, right));

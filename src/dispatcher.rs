@@ -45,6 +45,8 @@ impl<T: Send> Dispatcher<T> {
     /// thread::spawn(move || tx.send(10).unwrap());
     /// assert_eq!(rx.recv().unwrap().0, Some(10));
     /// ```
+    // The name and signature are 4.0.2's: a method `new` on the dispatcher that makes a pair.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new<S1: Into<String>, S2: Into<String>>(
         &self,
         sender: S1,

@@ -128,7 +128,9 @@ impl<T> InboxWriter<T> {
     /// Closes the inbox at watermark `final_clock`; the reader is woken if asleep.
     pub(crate) fn close(self, final_clock: usize, clock: &Clock) {
         // Release: a reader that sees the marker sees every payload pushed before it.
-        self.flags.closed_at.store(final_clock + 1, Ordering::Release);
+        self.flags
+            .closed_at
+            .store(final_clock + 1, Ordering::Release);
         if clock.sleepers_after_store() {
             self.wake_if_sleeping();
         }

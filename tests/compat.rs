@@ -58,7 +58,10 @@ fn recv_drop_unblocks_broadcaster() {
         }
     }
     filler.join().unwrap();
-    assert!(d.stats().undeliverable >= 1, "b's payloads were dropped and counted");
+    assert!(
+        d.stats().undeliverable >= 1,
+        "b's payloads were dropped and counted"
+    );
 }
 
 #[test]
@@ -168,7 +171,10 @@ fn bound_zero_delivers() {
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap().0, Some(i));
     }
     sender.join().unwrap();
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
     assert_eq!(rx_b.recv_timeout(PATIENCE), Ok((None, 100)));
 }
 
@@ -211,7 +217,10 @@ fn clone_after_receiver_drop_is_an_error_not_a_panic() {
     let (tx, rx) = d.new("tx", "rx");
     let (tx_b, rx_b) = d.new("btx", "brx");
     drop(rx);
-    assert_eq!(tx.try_clone("again").unwrap_err(), HandleError::ReceiverGone);
+    assert_eq!(
+        tx.try_clone("again").unwrap_err(),
+        HandleError::ReceiverGone
+    );
     let clone = tx.clone("again");
     assert_eq!(
         clone.send(5).unwrap_err().kind(),
@@ -326,7 +335,10 @@ fn recv_timeout_times_out_then_delivers() {
     });
     assert_eq!(rx.recv_timeout(PATIENCE), Ok((Some(5), 1)));
     drop(t.join().unwrap());
-    assert_eq!(rx.recv_timeout(PATIENCE), Err(RecvTimeoutError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(PATIENCE),
+        Err(RecvTimeoutError::Disconnected)
+    );
 }
 
 #[test]

@@ -33,7 +33,10 @@ fn drain(rx: ClockedReceiver<u64>, stop_after: Option<usize>) -> thread::JoinHan
                 Ok(item) => items.push(item),
                 Err(RecvTimeoutError::Disconnected) => {
                     // Invariant 5: closed for good.
-                    assert_eq!(rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Disconnected));
+                    assert_eq!(
+                        rx.try_recv(),
+                        Err(std::sync::mpsc::TryRecvError::Disconnected)
+                    );
                     return Log {
                         items,
                         closed: true,
@@ -145,7 +148,9 @@ fn serializing_holds(s: Scenario) -> bool {
         value += 1;
         match *op {
             Op::Send(r) => {
-                let Some(tx) = senders[r].last() else { continue };
+                let Some(tx) = senders[r].last() else {
+                    continue;
+                };
                 match tx.send(value) {
                     Ok(()) => {
                         stamp += 1;
@@ -190,7 +195,10 @@ fn serializing_holds(s: Scenario) -> bool {
             expected[r].starts_with(&got)
         };
         if !(ok_order && ok_data) {
-            eprintln!("receiver {r}: got {:?}\nexpected {:?}", log.items, expected[r]);
+            eprintln!(
+                "receiver {r}: got {:?}\nexpected {:?}",
+                log.items, expected[r]
+            );
         }
         ok_order && ok_data
     })
@@ -269,10 +277,7 @@ fn forwarding_holds(f: Forwarding) -> bool {
         .enumerate()
         .map(|(k, mut items)| {
             items.sort();
-            let txs: Vec<_> = pairs
-                .iter()
-                .map(|tx| tx.clone(format!("fwd{k}")))
-                .collect();
+            let txs: Vec<_> = pairs.iter().map(|tx| tx.clone(format!("fwd{k}"))).collect();
             thread::spawn(move || {
                 for (_, stamp, to) in items {
                     let (tx, value) = match to {
@@ -293,7 +298,10 @@ fn forwarding_holds(f: Forwarding) -> bool {
         let log = reader.join().expect("reader panicked");
         let ok = log.closed && stamps_increase(&log) && data_of(&log) == expected[r];
         if !ok {
-            eprintln!("receiver {r}: got {:?}\nexpected {:?}", log.items, expected[r]);
+            eprintln!(
+                "receiver {r}: got {:?}\nexpected {:?}",
+                log.items, expected[r]
+            );
         }
         ok
     })
@@ -332,9 +340,15 @@ fn final_watermark_covers_every_stamp() {
         let log = reader.join().unwrap();
         assert!(log.closed && stamps_increase(&log));
         let last = log.items.last().map(|&(_, ts)| ts).unwrap_or(0);
-        assert_eq!(last, total as usize, "the last thing seen is the final clock");
+        assert_eq!(
+            last, total as usize,
+            "the last thing seen is the final clock"
+        );
         for (v, ts) in data_of(&log) {
-            assert!(by_stamp.insert(ts, v).is_none(), "stamp {ts} delivered twice");
+            assert!(
+                by_stamp.insert(ts, v).is_none(),
+                "stamp {ts} delivered twice"
+            );
         }
     }
     assert_eq!(by_stamp.len(), total as usize);

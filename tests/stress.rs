@@ -81,7 +81,10 @@ fn eight_by_eight_by_100k() {
     }
     assert_eq!(stamps.len(), total);
     assert_eq!(stamps.iter().max(), Some(&total));
-    assert!(watermarks_seen > 0, "other pairs' traffic shows up as watermarks");
+    assert!(
+        watermarks_seen > 0,
+        "other pairs' traffic shows up as watermarks"
+    );
     eprintln!(
         "{total} messages, {watermarks_seen} watermarks, {:?}",
         start.elapsed()

@@ -117,10 +117,11 @@ pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     with_cap(Some(cap), Hub::new())
 }
 
+/// Both ends of one channel.
+pub(crate) type Pair<T> = (Sender<T>, Receiver<T>);
+
 /// A bounded and an unbounded channel that can be waited on together with [`recv_either`].
-pub(crate) fn select_pair<A, B>(
-    cap: usize,
-) -> ((Sender<A>, Receiver<A>), (Sender<B>, Receiver<B>)) {
+pub(crate) fn select_pair<A, B>(cap: usize) -> (Pair<A>, Pair<B>) {
     let hub = Hub::new();
     (with_cap(Some(cap), hub.clone()), with_cap(None, hub))
 }

@@ -44,11 +44,12 @@ pub(crate) mod channel {
         bounded, unbounded, Receiver, RecvError, Sender, TryRecvError, TrySendError,
     };
 
+    /// Both ends of one channel.
+    pub(crate) type Pair<T> = (Sender<T>, Receiver<T>);
+
     /// A bounded and an unbounded channel that can be waited on together with
     /// [`recv_either`]. (The loom twin needs to know the pair at creation.)
-    pub(crate) fn select_pair<A, B>(
-        cap: usize,
-    ) -> ((Sender<A>, Receiver<A>), (Sender<B>, Receiver<B>)) {
+    pub(crate) fn select_pair<A, B>(cap: usize) -> (Pair<A>, Pair<B>) {
         (bounded(cap), unbounded())
     }
 
