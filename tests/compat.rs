@@ -403,3 +403,38 @@ impl<T> RecvN for clocked_dispatch::ClockedReceiver<T> {
         (0..n).map(|_| self.recv().unwrap().1).collect()
     }
 }
+
+/// A watermark never blocks the sender nor the dispatcher: receivers that never read do not
+/// hold up a busy pair (their watermarks coalesce into one clock; nothing queues for them).
+#[test]
+fn idle_receivers_never_block_anyone() {
+    let d = clocked_dispatch::new(8);
+    let idle: Vec<_> = (0..10)
+        .map(|i| d.new(format!("itx{i}"), format!("irx{i}")))
+        .collect();
+    let (tx, rx) = d.new("tx", "rx");
+    let producer = thread::spawn(move || {
+        for i in 0..100_000u32 {
+            tx.send(i).unwrap();
+        }
+    });
+    for i in 0..100_000u32 {
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap().0, Some(i));
+    }
+    producer.join().unwrap();
+    for (_, irx) in &idle {
+        // The last batch may not be published yet: at most one earlier watermark, then the
+        // final one. 100,000 stamps passed this receiver by; nothing queued up for it.
+        let mut reads = 0;
+        loop {
+            let (value, stamp) = irx.recv_timeout(PATIENCE).unwrap();
+            assert_eq!(value, None);
+            reads += 1;
+            if stamp == 100_000 {
+                break;
+            }
+        }
+        assert!(reads <= 2, "{reads} reads: watermarks did not coalesce");
+        assert_eq!(irx.try_recv(), Err(TryRecvError::Empty));
+    }
+}

@@ -1,0 +1,463 @@
+//! Throughput and latency of clocked-dispatch against its peers, measured in one process and
+//! one run, so the ratios hold on a shared, noisy machine.
+//!
+//! ```text
+//! cargo bench --bench dispatch             # everything
+//! cargo bench --bench dispatch -- pair/    # one scenario
+//! ```
+//!
+//! Scenarios (see BENCHMARKS.md for the figures):
+//! * `pair`      one sender, one receiver, bound 1024; peers: crossbeam `bounded(1024)`, 4.0.2
+//! * `fanout`    the same pair plus 63 receivers that never read, or 63 parked in `recv`
+//! * `pairs16`   16 independent pairs at once
+//! * `forward`   two forwarders interleaving stamps into one receiver
+//! * `broadcast` one broadcaster, 8 receivers; peers: 4.0.2, crossbeam fan-out by hand
+//! * `latency`   one round trip through an idle dispatcher and back, vs two crossbeam hops
+//!
+//! Every throughput figure is in messages per second (criterion's "elements").
+
+use std::hint::black_box;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+const BOUND: usize = 1024;
+
+/// The 64-byte payload (its bytes are only ever read through `black_box`).
+#[derive(Clone, Copy)]
+#[allow(dead_code)]
+struct Payload([u64; 8]);
+
+trait Make: Clone + Send + 'static {
+    fn make(i: u64) -> Self;
+}
+
+impl Make for u64 {
+    fn make(i: u64) -> Self {
+        i
+    }
+}
+
+impl Make for Payload {
+    fn make(i: u64) -> Self {
+        Payload([i; 8])
+    }
+}
+
+/// `iters` messages from a fresh producer thread to the bench thread; returns the elapsed time.
+fn ours_pair<T: Make>(
+    tx: &clocked_dispatch::ClockedSender<T>,
+    rx: &clocked_dispatch::ClockedReceiver<T>,
+    iters: u64,
+) -> Duration {
+    let tx = tx.clone("producer");
+    let start = Instant::now();
+    let producer = thread::spawn(move || {
+        for i in 0..iters {
+            tx.send(T::make(i)).expect("receiver alive");
+        }
+    });
+    let mut got = 0;
+    while got < iters {
+        if let (Some(v), _) = rx.recv().expect("open") {
+            black_box(v);
+            got += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    producer.join().expect("producer");
+    elapsed
+}
+
+fn original_pair<T: Make>(
+    tx: &original::ClockedSender<T>,
+    rx: &original::ClockedReceiver<T>,
+    iters: u64,
+    name: &mut u64,
+) -> Duration {
+    *name += 1;
+    let tx = tx.clone(format!("producer{name}"));
+    let start = Instant::now();
+    let producer = thread::spawn(move || {
+        for i in 0..iters {
+            tx.send(T::make(i));
+        }
+    });
+    let mut got = 0;
+    while got < iters {
+        if let (Some(v), _) = rx.recv().expect("open") {
+            black_box(v);
+            got += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    producer.join().expect("producer");
+    elapsed
+}
+
+fn crossbeam_pair<T: Make>(iters: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<T>(BOUND);
+    let start = Instant::now();
+    let producer = thread::spawn(move || {
+        for i in 0..iters {
+            tx.send(T::make(i)).expect("receiver alive");
+        }
+    });
+    for _ in 0..iters {
+        black_box(rx.recv().expect("open"));
+    }
+    let elapsed = start.elapsed();
+    producer.join().expect("producer");
+    elapsed
+}
+
+fn pair_for<T: Make>(c: &mut Criterion, payload: &str) {
+    let mut group = c.benchmark_group("pair");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("crossbeam", payload), |b| {
+        b.iter_custom(crossbeam_pair::<T>)
+    });
+    {
+        let d = clocked_dispatch::new::<T>(BOUND);
+        let (tx, rx) = d.new("tx", "rx");
+        group.bench_function(BenchmarkId::new("ours", payload), |b| {
+            b.iter_custom(|iters| ours_pair(&tx, &rx, iters))
+        });
+    }
+    {
+        let d = original::new::<T>(BOUND);
+        let (tx, rx) = d.new("tx", "rx");
+        let mut name = 0;
+        group.bench_function(BenchmarkId::new("4.0.2", payload), |b| {
+            b.iter_custom(|iters| original_pair(&tx, &rx, iters, &mut name))
+        });
+    }
+    group.finish();
+}
+
+fn pair(c: &mut Criterion) {
+    pair_for::<u64>(c, "u64");
+    pair_for::<Payload>(c, "64B");
+}
+
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    group.throughput(Throughput::Elements(1));
+    {
+        let d = clocked_dispatch::new::<u64>(BOUND);
+        let (tx, rx) = d.new("tx", "rx");
+        group.bench_function("ours/0-extra", |b| {
+            b.iter_custom(|iters| ours_pair(&tx, &rx, iters))
+        });
+        let idle: Vec<_> = (0..63)
+            .map(|i| d.new(format!("itx{i}"), format!("irx{i}")))
+            .collect();
+        group.bench_function("ours/63-idle", |b| {
+            b.iter_custom(|iters| ours_pair(&tx, &rx, iters))
+        });
+        drop(idle);
+    }
+    {
+        let d = clocked_dispatch::new::<u64>(BOUND);
+        let (tx, rx) = d.new("tx", "rx");
+        let mut keep = Vec::new();
+        let parked: Vec<_> = (0..63)
+            .map(|i| {
+                let (ptx, prx) = d.new(format!("ptx{i}"), format!("prx{i}"));
+                keep.push(ptx);
+                thread::spawn(move || while prx.recv().is_ok() {})
+            })
+            .collect();
+        group.bench_function("ours/63-parked", |b| {
+            b.iter_custom(|iters| ours_pair(&tx, &rx, iters))
+        });
+        drop(keep);
+        for t in parked {
+            t.join().expect("parked reader");
+        }
+    }
+    {
+        let d = original::new::<u64>(BOUND);
+        let (tx, rx) = d.new("tx", "rx");
+        let mut name = 0;
+        group.bench_function("4.0.2/0-extra", |b| {
+            b.iter_custom(|iters| original_pair(&tx, &rx, iters, &mut name))
+        });
+        let idle: Vec<_> = (0..63)
+            .map(|i| d.new(format!("itx{i}"), format!("irx{i}")))
+            .collect();
+        group.bench_function("4.0.2/63-idle", |b| {
+            b.iter_custom(|iters| original_pair(&tx, &rx, iters, &mut name))
+        });
+        // 4.0.2's receiver drop blocks until the dispatcher has processed it; leak instead so
+        // the bench does not stall on the messages the idle receivers never read.
+        std::mem::forget(idle);
+    }
+    group.finish();
+}
+
+fn pairs16(c: &mut Criterion) {
+    const PAIRS: u64 = 16;
+    let mut group = c.benchmark_group("pairs16");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ours", |b| {
+        let d = clocked_dispatch::new::<u64>(BOUND);
+        let mut pairs: Vec<_> = (0..PAIRS)
+            .map(|i| d.new(format!("tx{i}"), format!("rx{i}")))
+            .collect();
+        b.iter_custom(|iters| {
+            let per = iters.div_ceil(PAIRS);
+            let start = Instant::now();
+            thread::scope(|s| {
+                // Receivers are Send but not Sync: each thread gets one by `&mut`.
+                for (tx, rx) in pairs.iter_mut() {
+                    let tx = tx.clone("producer");
+                    s.spawn(move || (0..per).for_each(|i| tx.send(i).expect("alive")));
+                    s.spawn(move || {
+                        let mut got = 0;
+                        while got < per {
+                            if rx.recv().expect("open").0.is_some() {
+                                got += 1;
+                            }
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    group.bench_function("4.0.2", |b| {
+        let d = original::new::<u64>(BOUND);
+        let pairs: Vec<_> = (0..PAIRS)
+            .map(|i| d.new(format!("tx{i}"), format!("rx{i}")))
+            .collect();
+        let mut round = 0u64;
+        b.iter_custom(|iters| {
+            round += 1;
+            let per = iters.div_ceil(PAIRS);
+            let start = Instant::now();
+            thread::scope(|s| {
+                for (tx, rx) in &pairs {
+                    let tx = tx.clone(format!("producer{round}"));
+                    s.spawn(move || (0..per).for_each(|i| tx.send(i)));
+                    s.spawn(move || {
+                        let mut got = 0;
+                        while got < per {
+                            if rx.recv().expect("open").0.is_some() {
+                                got += 1;
+                            }
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+fn forward(c: &mut Criterion) {
+    let mut group = c.benchmark_group("forward");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ours", |b| {
+        let d = clocked_dispatch::new::<u64>(BOUND);
+        let (tx, rx) = d.new("even", "rx");
+        let mut next = 1usize;
+        b.iter_custom(|iters| {
+            let first = next;
+            let last = first + iters as usize; // exclusive
+            next = last;
+            let start = Instant::now();
+            thread::scope(|s| {
+                for parity in 0..2 {
+                    let tx = tx.clone("fwd");
+                    s.spawn(move || {
+                        for ts in (first..last).filter(|ts| ts % 2 == parity) {
+                            tx.forward(Some(ts as u64), ts).expect("in order");
+                        }
+                    });
+                }
+                let mut got = 0;
+                while got < iters {
+                    if rx.recv().expect("open").0.is_some() {
+                        got += 1;
+                    }
+                }
+            });
+            start.elapsed()
+        })
+    });
+    group.bench_function("4.0.2", |b| {
+        let d = original::new::<u64>(BOUND);
+        let (tx, rx) = d.new("even", "rx");
+        let mut next = 1usize;
+        let mut round = 0;
+        b.iter_custom(|iters| {
+            round += 1;
+            let first = next;
+            let last = first + iters as usize;
+            next = last;
+            let start = Instant::now();
+            thread::scope(|s| {
+                for parity in 0..2 {
+                    let tx = tx.clone(format!("fwd{round}-{parity}"));
+                    s.spawn(move || {
+                        for ts in (first..last).filter(|ts| ts % 2 == parity) {
+                            tx.forward(Some(ts as u64), ts);
+                        }
+                    });
+                }
+                let mut got = 0;
+                while got < iters {
+                    if rx.recv().expect("open").0.is_some() {
+                        got += 1;
+                    }
+                }
+            });
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+fn broadcast(c: &mut Criterion) {
+    const READERS: usize = 8;
+    let mut group = c.benchmark_group("broadcast");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ours", |b| {
+        let d = clocked_dispatch::new::<u64>(BOUND);
+        let mut rxs = Vec::new();
+        let mut first = None;
+        for i in 0..READERS {
+            let (tx, rx) = d.new(format!("tx{i}"), format!("rx{i}"));
+            rxs.push(rx);
+            first.get_or_insert(tx);
+        }
+        let all = first.expect("one pair").into_broadcaster();
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            thread::scope(|s| {
+                // Receivers are Send but not Sync: each thread gets one by `&mut`.
+                for rx in rxs.iter_mut() {
+                    s.spawn(move || {
+                        let mut got = 0;
+                        while got < iters {
+                            if rx.recv().expect("open").0.is_some() {
+                                got += 1;
+                            }
+                        }
+                    });
+                }
+                (0..iters).for_each(|i| all.broadcast(i).expect("serializing"));
+            });
+            start.elapsed()
+        })
+    });
+    group.bench_function("4.0.2", |b| {
+        let d = original::new::<u64>(BOUND);
+        let mut rxs = Vec::new();
+        let mut first = None;
+        for i in 0..READERS {
+            let (tx, rx) = d.new(format!("tx{i}"), format!("rx{i}"));
+            rxs.push(rx);
+            first.get_or_insert(tx);
+        }
+        let all = first.expect("one pair").into_broadcaster();
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            thread::scope(|s| {
+                for rx in &rxs {
+                    s.spawn(move || {
+                        let mut got = 0;
+                        while got < iters {
+                            if rx.recv().expect("open").0.is_some() {
+                                got += 1;
+                            }
+                        }
+                    });
+                }
+                (0..iters).for_each(|i| all.broadcast(i));
+            });
+            start.elapsed()
+        })
+    });
+    group.bench_function("crossbeam-by-hand", |b| {
+        let chans: Vec<_> = (0..READERS)
+            .map(|_| crossbeam_channel::bounded::<u64>(BOUND))
+            .collect();
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            thread::scope(|s| {
+                for (_, rx) in &chans {
+                    s.spawn(move || {
+                        (0..iters).for_each(|_| {
+                            black_box(rx.recv().expect("open"));
+                        })
+                    });
+                }
+                for i in 0..iters {
+                    for (tx, _) in &chans {
+                        tx.send(i).expect("open");
+                    }
+                }
+            });
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+/// Round trips: the bench thread sends, an echo thread receives and sends back. One-way
+/// latency is half a round trip; criterion's median of the per-iteration time is the p50.
+fn latency(c: &mut Criterion) {
+    let mut group = c.benchmark_group("latency");
+    group.bench_function("ours/round-trip", |b| {
+        let d = clocked_dispatch::new::<u64>(BOUND);
+        let (ping_tx, ping_rx) = d.new("ping_tx", "ping_rx");
+        let (pong_tx, pong_rx) = d.new("pong_tx", "pong_rx");
+        let echo = thread::spawn(move || {
+            while let Ok((v, _)) = ping_rx.recv() {
+                if let Some(v) = v {
+                    if pong_tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        b.iter(|| {
+            ping_tx.send(1).expect("alive");
+            while pong_rx.recv().expect("open").0.is_none() {}
+        });
+        drop(ping_tx);
+        echo.join().expect("echo");
+    });
+    group.bench_function("crossbeam/round-trip", |b| {
+        let (ping_tx, ping_rx) = crossbeam_channel::bounded::<u64>(BOUND);
+        let (pong_tx, pong_rx) = crossbeam_channel::bounded::<u64>(BOUND);
+        let echo = thread::spawn(move || {
+            for v in ping_rx {
+                if pong_tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        b.iter(|| {
+            ping_tx.send(1).expect("alive");
+            black_box(pong_rx.recv().expect("open"));
+        });
+        drop(ping_tx);
+        echo.join().expect("echo");
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = pair, fanout, pairs16, forward, broadcast, latency
+}
+criterion_main!(benches);
