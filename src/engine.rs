@@ -278,22 +278,19 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Pushes a copy to every open receiver (the original to the last one).
+    /// Pushes a copy to every open receiver (the original to the last one), without
+    /// allocating.
     fn deliver_to_all(&mut self, value: T, cloner: Cloner<T>, stamp: usize) {
-        let open: Vec<ReceiverId> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| matches!(slot, Some(Slot { inbox: Some(_), .. })))
-            .map(|(index, _)| ReceiverId(index))
-            .collect();
-        let Some((&last, rest)) = open.split_last() else {
+        let is_open = |slot: &Option<Slot<T>>| matches!(slot, Some(Slot { inbox: Some(_), .. }));
+        let Some(last) = self.slots.iter().rposition(is_open) else {
             return;
         };
-        for &id in rest {
-            self.deliver(id, cloner(&value), stamp);
+        for index in 0..last {
+            if is_open(&self.slots[index]) {
+                self.deliver(ReceiverId(index), cloner(&value), stamp);
+            }
         }
-        self.deliver(last, value, stamp);
+        self.deliver(ReceiverId(last), value, stamp);
     }
 
     /// Applies a join or leave. `in_hand` is the number of data messages taken from the intake
