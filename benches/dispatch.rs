@@ -327,14 +327,12 @@ fn broadcast(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("ours", |b| {
         let d = clocked_dispatch::new::<u64>(BOUND);
-        let mut rxs = Vec::new();
-        let mut first = None;
-        for i in 0..READERS {
-            let (tx, rx) = d.new(format!("tx{i}"), format!("rx{i}"));
-            rxs.push(rx);
-            first.get_or_insert(tx);
-        }
-        let all = first.expect("one pair").into_broadcaster();
+        // Every receiver keeps its sender: a receiver with neither sender nor broadcaster
+        // closes, and the broadcaster below joins only after the pairs exist.
+        let (mut txs, mut rxs): (Vec<_>, Vec<_>) = (0..READERS)
+            .map(|i| d.new(format!("tx{i}"), format!("rx{i}")))
+            .unzip();
+        let all = txs.pop().expect("one pair").into_broadcaster();
         b.iter_custom(|iters| {
             let start = Instant::now();
             thread::scope(|s| {
@@ -356,14 +354,12 @@ fn broadcast(c: &mut Criterion) {
     });
     group.bench_function("4.0.2", |b| {
         let d = original::new::<u64>(BOUND);
-        let mut rxs = Vec::new();
-        let mut first = None;
-        for i in 0..READERS {
-            let (tx, rx) = d.new(format!("tx{i}"), format!("rx{i}"));
-            rxs.push(rx);
-            first.get_or_insert(tx);
-        }
-        let all = first.expect("one pair").into_broadcaster();
+        // Every receiver keeps its sender: a receiver with neither sender nor broadcaster
+        // closes, and the broadcaster below joins only after the pairs exist.
+        let (mut txs, rxs): (Vec<_>, Vec<_>) = (0..READERS)
+            .map(|i| d.new(format!("tx{i}"), format!("rx{i}")))
+            .unzip();
+        let all = txs.pop().expect("one pair").into_broadcaster();
         b.iter_custom(|iters| {
             let start = Instant::now();
             thread::scope(|s| {
