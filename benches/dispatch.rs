@@ -70,6 +70,37 @@ fn ours_pair<T: Make>(
     elapsed
 }
 
+/// As [`ours_pair`], through the batch paths: `send_all` and `recv_many`.
+fn ours_pair_batched<T: Make>(
+    tx: &clocked_dispatch::ClockedSender<T>,
+    rx: &clocked_dispatch::ClockedReceiver<T>,
+    iters: u64,
+) -> Duration {
+    let tx = tx.clone("producer");
+    let start = Instant::now();
+    let producer = thread::spawn(move || {
+        let sent = tx
+            .send_all((0..iters).map(T::make))
+            .expect("receiver alive");
+        assert_eq!(sent as u64, iters);
+    });
+    let mut got = 0;
+    let mut buf = Vec::with_capacity(BOUND);
+    while got < iters {
+        buf.clear();
+        rx.recv_many(&mut buf, BOUND).expect("open");
+        for (value, _) in buf.drain(..) {
+            if let Some(v) = value {
+                black_box(v);
+                got += 1;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    producer.join().expect("producer");
+    elapsed
+}
+
 fn original_pair<T: Make>(
     tx: &original::ClockedSender<T>,
     rx: &original::ClockedReceiver<T>,
@@ -123,6 +154,9 @@ fn pair_for<T: Make>(c: &mut Criterion, payload: &str) {
         let (tx, rx) = d.new("tx", "rx");
         group.bench_function(BenchmarkId::new("ours", payload), |b| {
             b.iter_custom(|iters| ours_pair(&tx, &rx, iters))
+        });
+        group.bench_function(BenchmarkId::new("ours-batch", payload), |b| {
+            b.iter_custom(|iters| ours_pair_batched(&tx, &rx, iters))
         });
     }
     {

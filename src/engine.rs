@@ -175,6 +175,12 @@ impl<T> Engine<T> {
                 self.stamp += 1;
                 self.deliver(to, value, self.stamp);
             }
+            Envelope::SendMany { to, values } => {
+                for value in values {
+                    self.stamp += 1;
+                    self.deliver(to, value, self.stamp);
+                }
+            }
             Envelope::Broadcast { value, cloner } => {
                 self.stamp += 1;
                 self.deliver_to_all(value, cloner, self.stamp);

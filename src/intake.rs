@@ -28,6 +28,8 @@ pub(crate) type Cloner<T> = fn(&T) -> T;
 pub(crate) enum Envelope<T> {
     /// `send`: stamp it, deliver to one receiver.
     Send { to: ReceiverId, value: T },
+    /// `send_all`: stamp each in order (consecutive stamps), deliver to one receiver.
+    SendMany { to: ReceiverId, values: Vec<T> },
     /// `broadcast`: stamp it, deliver a copy to every receiver.
     Broadcast { value: T, cloner: Cloner<T> },
     /// `forward`: already stamped; release in stamp order.

@@ -112,6 +112,9 @@ pub use receiver::{ClockedReceiver, TryIter};
 pub use sender::{ClockedBroadcaster, ClockedSender};
 pub use stats::DispatcherStats;
 
+/// How many values [`ClockedSender::send_all`] hands to the dispatcher at once.
+pub const SEND_ALL_CHUNK: usize = 64;
+
 /// Starts a dispatcher whose intake holds `bound` messages (0: every send is a rendezvous with
 /// the dispatcher thread); each receiver's inbox holds `bound` too (at least 1).
 ///

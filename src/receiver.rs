@@ -128,6 +128,33 @@ impl<T> ClockedReceiver<T> {
         }
     }
 
+    /// Appends up to `max` items to `out`: waits like [`recv`](Self::recv) for the first, then
+    /// takes what is ready without blocking, exactly as one `recv` followed by `try_recv`s
+    /// would. Returns how many were appended (0 only if `max` is 0).
+    ///
+    /// # Errors
+    ///
+    /// `Err(RecvError)` if the receiver is closed and drained before the first item.
+    pub fn recv_many(
+        &self,
+        out: &mut Vec<(Option<T>, usize)>,
+        max: usize,
+    ) -> Result<usize, RecvError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.recv()?);
+        let mut taken = 1;
+        while taken < max {
+            match self.poll() {
+                Some(Ended::Got(item)) => out.push(item),
+                _ => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
     /// An iterator over what is ready now; it ends at the first `try_recv` error.
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { receiver: self }

@@ -103,6 +103,66 @@ impl<T> ClockedSender<T> {
             })
     }
 
+    /// Sends every value of `values`, in order, as repeated [`send`](Self::send)s would: each
+    /// gets its own stamp, in iteration order, and other receivers see them as watermarks.
+    /// Returns how many were sent.
+    ///
+    /// Faster than a loop of `send`: values travel to the dispatcher in chunks of up to
+    /// [`SEND_ALL_CHUNK`](crate::SEND_ALL_CHUNK), one intake slot and one hand-off per chunk
+    /// (one allocation per chunk, too). The stamps of one chunk are consecutive: no other
+    /// sender's message falls between them.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send). The error holds the values of the current chunk that were not
+    /// sent (in order); values `values` had not yet yielded stay in the iterator, so pass
+    /// `iter.by_ref()` to keep them.
+    ///
+    /// ```
+    /// let d = clocked_dispatch::new(16);
+    /// let (tx, rx) = d.new("tx", "rx");
+    /// assert_eq!(tx.send_all(0..5).unwrap(), 5);
+    /// let mut got = Vec::new();
+    /// while got.len() < 5 {
+    ///     rx.recv_many(&mut got, 5).unwrap();
+    /// }
+    /// assert_eq!(got, (0..5).map(|v| (Some(v), v as usize + 1)).collect::<Vec<_>>());
+    /// ```
+    pub fn send_all<I: IntoIterator<Item = T>>(
+        &self,
+        values: I,
+    ) -> Result<usize, SendError<Vec<T>>> {
+        let mut values = values.into_iter();
+        let mut sent = 0;
+        loop {
+            let chunk: Vec<T> = values.by_ref().take(crate::SEND_ALL_CHUNK).collect();
+            if chunk.is_empty() {
+                return Ok(sent);
+            }
+            if !self.receiver.receiver_alive() {
+                return Err(SendError::new(SendErrorKind::ReceiverGone, chunk));
+            }
+            if let Err(kind) = self.link.shared.claim_mode(Mode::Serializing) {
+                return Err(SendError::new(kind, chunk));
+            }
+            let count = chunk.len();
+            let envelope = Envelope::SendMany {
+                to: self.target,
+                values: chunk,
+            };
+            if let Err(envelope) = self.link.submit(envelope) {
+                return Err(match envelope {
+                    Envelope::SendMany { values, .. } => {
+                        SendError::new(SendErrorKind::DispatcherGone, values)
+                    }
+                    // `submit` hands back the envelope it was given, which is a `SendMany`.
+                    _ => unreachable!("submit returned a different envelope"),
+                });
+            }
+            sent += count;
+        }
+    }
+
     /// Forwards a message already stamped `stamp` by an upstream dispatcher. The dispatcher
     /// releases stamps strictly in order: this message waits until every smaller stamp has been
     /// forwarded (with or without data) by some sender.
