@@ -8,13 +8,15 @@
 //! on its way to it, so `(None, c)` is a safe answer (watermark safety). One store per batch
 //! replaces 4.0.2's mutex-and-condvar per receiver per message.
 //!
-//! Sleeping is an event count. A receiver that found nothing marks itself sleeping, bumps
-//! [`sleepers`](Clock::sleep), re-checks clock and inbox, and only then parks. The dispatcher
-//! stores the clock (or a close marker), then reads `sleepers`; only if it is non-zero does it
-//! look for sleeping receivers to unpark. Both sides write, issue a `fence(SeqCst)`, then read
-//! (a store-buffering, Dekker-style handshake): the two fences are totally ordered, so either
-//! the receiver's re-check sees the new clock, or the dispatcher sees the sleeper. No wake-up
-//! is lost, and when nobody sleeps the dispatcher makes no syscall at all.
+//! Sleeping is an event count. A receiver that found nothing [registers](Clock::sleep) its
+//! unparker in the sleeper list (and bumps the sleeper count), re-checks clock and inbox, and
+//! only then parks. The dispatcher stores the clock, then reads the count; only if it is
+//! non-zero does it lock the list and unpark exactly the receivers in it: the cost is
+//! O(sleepers), not O(receivers), and when nobody sleeps it is one fence and one load, with no
+//! lock and no syscall. Both sides write, issue a `fence(SeqCst)`, then read (a
+//! store-buffering, Dekker-style handshake): the two fences are totally ordered, so either the
+//! receiver's re-check sees the new clock, or the dispatcher sees the count, and then, through
+//! the list's lock, the entry pushed in the same critical section. No wake-up is lost.
 //!
 //! Fences rather than `SeqCst` loads and stores: the guarantee is the same in the C++ model,
 //! but loom models `SeqCst` accesses only as `AcqRel` (and would report false lost wake-ups),
@@ -24,11 +26,15 @@
 use crossbeam_utils::CachePadded;
 
 use crate::sync::atomic::{fence, AtomicUsize, Ordering};
+use crate::sync::{Mutex, Unparker};
 
-/// The global watermark and sleeper count, each on its own cache line.
+/// The global watermark, and the receivers asleep waiting for it to move.
 pub(crate) struct Clock {
     released: CachePadded<AtomicUsize>,
+    /// `sleeping.len()`, readable without the lock.
     sleepers: CachePadded<AtomicUsize>,
+    /// The sleepers' keys and unparkers.
+    sleeping: Mutex<Vec<(usize, Unparker)>>,
 }
 
 impl Clock {
@@ -37,6 +43,7 @@ impl Clock {
         Clock {
             released: CachePadded::new(AtomicUsize::new(seed)),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
+            sleeping: Mutex::new(Vec::new()),
         }
     }
 
@@ -46,31 +53,36 @@ impl Clock {
         self.released.load(Ordering::Acquire)
     }
 
-    /// Publishes `stamp`; returns whether any receiver may be asleep and needs a look.
+    /// Publishes `stamp` and unparks every receiver asleep.
     ///
     /// Must only be called by the dispatcher, after every payload stamped `<= stamp` has been
     /// pushed, with stamps that never decrease.
-    pub(crate) fn publish(&self, stamp: usize) -> bool {
+    pub(crate) fn publish(&self, stamp: usize) {
         self.released.store(stamp, Ordering::Release);
-        self.sleepers_after_store()
-    }
-
-    /// Whether any receiver may be asleep, to be called right after storing whatever a sleeper
-    /// waits for (the dispatcher's half of the handshake).
-    pub(crate) fn sleepers_after_store(&self) -> bool {
         fence(Ordering::SeqCst);
-        self.sleepers.load(Ordering::Relaxed) != 0
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            for (_, unparker) in self.sleeping.lock().iter() {
+                unparker.unpark();
+            }
+        }
     }
 
-    /// Registers one more sleeper (the receiver's half of the handshake, after it has raised
-    /// its own `sleeping` flag); the caller must re-check its condition afterwards.
-    pub(crate) fn sleep(&self) {
-        self.sleepers.fetch_add(1, Ordering::Relaxed);
+    /// Registers a sleeper under `key` (unique among live receivers); the caller must re-check
+    /// its condition afterwards, then park, then call [`wake`](Clock::wake).
+    pub(crate) fn sleep(&self, key: usize, unparker: &Unparker) {
+        let mut sleeping = self.sleeping.lock();
+        sleeping.push((key, unparker.clone()));
+        self.sleepers.store(sleeping.len(), Ordering::Relaxed);
+        drop(sleeping);
         fence(Ordering::SeqCst);
     }
 
-    /// Unregisters a sleeper registered by [`sleep`](Clock::sleep).
-    pub(crate) fn wake(&self) {
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    /// Unregisters the sleeper registered under `key`.
+    pub(crate) fn wake(&self, key: usize) {
+        let mut sleeping = self.sleeping.lock();
+        if let Some(index) = sleeping.iter().position(|&(k, _)| k == key) {
+            sleeping.swap_remove(index);
+        }
+        self.sleepers.store(sleeping.len(), Ordering::Relaxed);
     }
 }

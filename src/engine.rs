@@ -155,13 +155,7 @@ impl<T> Engine<T> {
             return;
         }
         self.published = stamp;
-        if self.shared.clock.publish(stamp) {
-            for slot in self.slots.iter().flatten() {
-                if let Some(inbox) = &slot.inbox {
-                    inbox.wake_if_sleeping();
-                }
-            }
-        }
+        self.shared.clock.publish(stamp);
     }
 
     fn handle(&mut self, envelope: Envelope<T>) {
@@ -368,7 +362,7 @@ impl<T> Engine<T> {
                 return true;
             }
             if let Some(inbox) = slot.inbox.take() {
-                inbox.close(self.published, &self.shared.clock);
+                inbox.close(self.published);
             }
             false
         });
@@ -391,7 +385,7 @@ impl<T> Engine<T> {
         self.publish_through(self.stamp.max(last_released));
         for slot in self.slots.iter_mut().flatten() {
             if let Some(inbox) = slot.inbox.take() {
-                inbox.close(self.published, &self.shared.clock);
+                inbox.close(self.published);
             }
         }
         self.shared.counters.add(&self.local);

@@ -20,9 +20,10 @@
 //!
 //! # Sleeping
 //!
-//! See [`crate::clock`]: the reader sets `sleeping` and registers with the clock before its
-//! last re-check; the dispatcher, after publishing or closing, unparks only inboxes whose
-//! `sleeping` flag is up.
+//! See [`crate::clock`]: the reader registers with the clock before its last re-check; the
+//! dispatcher, after publishing, unparks the registered sleepers. A close unparks its own
+//! reader directly (an unpark of a reader that is not parked leaves a token its next park
+//! consumes at once: harmless).
 
 use std::cell::Cell;
 
@@ -40,8 +41,6 @@ pub(crate) struct InboxFlags {
     closed_at: AtomicUsize,
     /// Cleared when the `ClockedReceiver` is dropped; senders check it to fail fast.
     receiver_alive: AtomicBool,
-    /// Set while the reader is (about to be) parked.
-    sleeping: AtomicBool,
     unparker: Unparker,
 }
 
@@ -95,7 +94,6 @@ pub(crate) fn inbox<T>(capacity: usize, seen: usize) -> (InboxWriter<T>, InboxRe
     let flags = Arc::new(InboxFlags {
         closed_at: AtomicUsize::new(0),
         receiver_alive: AtomicBool::new(true),
-        sleeping: AtomicBool::new(false),
         unparker: parker.unparker().clone(),
     });
     let writer = InboxWriter {
@@ -125,24 +123,16 @@ impl<T> InboxWriter<T> {
         self.queue.send(item).map_err(|e| e.0)
     }
 
-    /// Closes the inbox at watermark `final_clock`; the reader is woken if asleep.
-    pub(crate) fn close(self, final_clock: usize, clock: &Clock) {
-        // Release: a reader that sees the marker sees every payload pushed before it.
+    /// Closes the inbox at watermark `final_clock` and wakes the reader.
+    pub(crate) fn close(self, final_clock: usize) {
+        // Release: a reader that sees the marker sees every payload pushed before it. The
+        // unpark comes after the store, so a reader woken by it sees the marker; one that was
+        // not parked finds the marker on its re-check, or consumes the token at once.
         self.flags
             .closed_at
             .store(final_clock + 1, Ordering::Release);
-        if clock.sleepers_after_store() {
-            self.wake_if_sleeping();
-        }
+        self.flags.unparker.unpark();
         // Dropping `self.queue` disconnects it; the reader still drains what is queued.
-    }
-
-    /// Unparks the reader if it has registered as sleeping. Call only after
-    /// [`Clock::sleepers_after_store`] (whose fence orders this load) returned true.
-    pub(crate) fn wake_if_sleeping(&self) {
-        if self.flags.sleeping.load(Ordering::Relaxed) {
-            self.flags.unparker.unpark();
-        }
     }
 }
 
@@ -193,10 +183,9 @@ impl<T> InboxReader<T> {
         timeout: Option<std::time::Duration>,
         recheck: impl FnOnce() -> Option<R>,
     ) -> Option<R> {
-        // Raise the flag before `clock.sleep()`'s fence, so a dispatcher that sees the sleeper
-        // count also sees the flag.
-        self.flags.sleeping.store(true, Ordering::Relaxed);
-        clock.sleep();
+        // The flags' address is a key unique among live receivers.
+        let key = Arc::as_ptr(&self.flags) as usize;
+        clock.sleep(key, self.parker.unparker());
         let ready = recheck();
         if ready.is_none() {
             match timeout {
@@ -204,8 +193,7 @@ impl<T> InboxReader<T> {
                 None => self.parker.park(),
             }
         }
-        clock.wake();
-        self.flags.sleeping.store(false, Ordering::Relaxed);
+        clock.wake(key);
         ready
     }
 }
