@@ -45,6 +45,34 @@ impl Make for Payload {
     }
 }
 
+/// The read both crates share: `recv() -> Result<(Option<T>, usize), RecvError>`.
+trait StampedRecv<T> {
+    fn recv_stamped(&self) -> Result<(Option<T>, usize), std::sync::mpsc::RecvError>;
+}
+
+impl<T> StampedRecv<T> for clocked_dispatch::ClockedReceiver<T> {
+    fn recv_stamped(&self) -> Result<(Option<T>, usize), std::sync::mpsc::RecvError> {
+        self.recv()
+    }
+}
+
+impl<T: Send + 'static> StampedRecv<T> for original::ClockedReceiver<T> {
+    fn recv_stamped(&self) -> Result<(Option<T>, usize), std::sync::mpsc::RecvError> {
+        self.recv()
+    }
+}
+
+/// Reads until `n` data messages have arrived, skipping watermarks.
+fn read_data<T>(rx: &impl StampedRecv<T>, n: u64) {
+    let mut got = 0;
+    while got < n {
+        if let (Some(v), _) = rx.recv_stamped().expect("open") {
+            black_box(v);
+            got += 1;
+        }
+    }
+}
+
 /// `iters` messages from a fresh producer thread to the bench thread; returns the elapsed time.
 fn ours_pair<T: Make>(
     tx: &clocked_dispatch::ClockedSender<T>,
@@ -58,13 +86,7 @@ fn ours_pair<T: Make>(
             tx.send(T::make(i)).expect("receiver alive");
         }
     });
-    let mut got = 0;
-    while got < iters {
-        if let (Some(v), _) = rx.recv().expect("open") {
-            black_box(v);
-            got += 1;
-        }
-    }
+    read_data(rx, iters);
     let elapsed = start.elapsed();
     producer.join().expect("producer");
     elapsed
@@ -115,13 +137,7 @@ fn original_pair<T: Make>(
             tx.send(T::make(i));
         }
     });
-    let mut got = 0;
-    while got < iters {
-        if let (Some(v), _) = rx.recv().expect("open") {
-            black_box(v);
-            got += 1;
-        }
-    }
+    read_data(rx, iters);
     let elapsed = start.elapsed();
     producer.join().expect("producer");
     elapsed
@@ -249,12 +265,7 @@ fn pairs16(c: &mut Criterion) {
                     let tx = tx.clone("producer");
                     s.spawn(move || (0..per).for_each(|i| tx.send(i).expect("alive")));
                     s.spawn(move || {
-                        let mut got = 0;
-                        while got < per {
-                            if rx.recv().expect("open").0.is_some() {
-                                got += 1;
-                            }
-                        }
+                        read_data(rx, per);
                     });
                 }
             });
@@ -276,12 +287,7 @@ fn pairs16(c: &mut Criterion) {
                     let tx = tx.clone(format!("producer{round}"));
                     s.spawn(move || (0..per).for_each(|i| tx.send(i)));
                     s.spawn(move || {
-                        let mut got = 0;
-                        while got < per {
-                            if rx.recv().expect("open").0.is_some() {
-                                got += 1;
-                            }
-                        }
+                        read_data(rx, per);
                     });
                 }
             });
@@ -318,12 +324,7 @@ fn forward(c: &mut Criterion) {
                         }
                     });
                 }
-                let mut got = 0;
-                while got < iters {
-                    if rx.recv().expect("open").0.is_some() {
-                        got += 1;
-                    }
-                }
+                read_data(&rx, iters);
             });
             start.elapsed()
         })
@@ -348,12 +349,7 @@ fn forward(c: &mut Criterion) {
                         }
                     });
                 }
-                let mut got = 0;
-                while got < iters {
-                    if rx.recv().expect("open").0.is_some() {
-                        got += 1;
-                    }
-                }
+                read_data(&rx, iters);
             });
             start.elapsed()
         })
@@ -379,12 +375,7 @@ fn broadcast(c: &mut Criterion) {
                 // Receivers are Send but not Sync: each thread gets one by `&mut`.
                 for rx in rxs.iter_mut() {
                     s.spawn(move || {
-                        let mut got = 0;
-                        while got < iters {
-                            if rx.recv().expect("open").0.is_some() {
-                                got += 1;
-                            }
-                        }
+                        read_data(rx, iters);
                     });
                 }
                 (0..iters).for_each(|i| all.broadcast(i).expect("serializing"));
@@ -405,12 +396,7 @@ fn broadcast(c: &mut Criterion) {
             thread::scope(|s| {
                 for rx in &rxs {
                     s.spawn(move || {
-                        let mut got = 0;
-                        while got < iters {
-                            if rx.recv().expect("open").0.is_some() {
-                                got += 1;
-                            }
-                        }
+                        read_data(rx, iters);
                     });
                 }
                 (0..iters).for_each(|i| all.broadcast(i));
