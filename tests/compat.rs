@@ -382,16 +382,46 @@ fn broadcast_needs_clone_plain_send_does_not() {
     assert_eq!(rx.recv().unwrap().0.map(|v| v.0), Some(3));
 }
 
+/// Names of this process's live threads (Linux: `/proc/self/task/*/comm`).
+#[cfg(target_os = "linux")]
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn dispatcher_thread_is_named_and_exits_when_handles_are_gone() {
     let d = clocked_dispatch::Builder::new()
         .bound(4)
-        .thread_name("my-dispatcher")
+        .thread_name("cd-named-test")
         .build::<u8>();
     let (tx, rx) = d.new("tx", "rx");
+    // The new thread names itself as it starts: wait for it.
+    #[cfg(target_os = "linux")]
+    wait_for(|| thread_names().iter().any(|n| n == "cd-named-test"));
     drop(d);
     drop(tx);
     assert_eq!(rx.recv(), Err(RecvError));
+    // The receiver saw the close, which the thread sends on its way out; give it a moment to
+    // finish exiting.
+    #[cfg(target_os = "linux")]
+    wait_for(|| !thread_names().iter().any(|n| n == "cd-named-test"));
+}
+
+/// Polls `condition` until it holds; fails the test after `PATIENCE`.
+#[cfg(target_os = "linux")]
+fn wait_for(condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "condition never held");
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 trait RecvN {
