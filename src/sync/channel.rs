@@ -8,10 +8,12 @@
 //! * the channel disconnects when every `Sender` or every `Receiver` is dropped; a receiver
 //!   still drains what is buffered, then gets `Disconnected`; a sender gets its value back.
 //!
-//! [`recv_either`] stands in for `crossbeam_channel::select!` over two receivers. Every twin
-//! channel bumps one model-wide [`Hub`] epoch when a message arrives or its last sender leaves;
-//! `recv_either` notes the epoch, polls both receivers, and waits for the epoch to change. A
-//! spinning poll would be simpler, but it makes loom's search explode.
+//! Receiving never blocks here: the crate only calls `try_recv`, and [`recv_either`], which
+//! stands in for `crossbeam_channel::select!` over the two channels of one [`select_pair`].
+//! Both channels of a pair share a [`Hub`] whose epoch is bumped when a message arrives or a
+//! channel's last sender leaves; `recv_either` notes the epoch, polls both receivers, and waits
+//! for the epoch to change. A spinning poll would be simpler, but it makes loom's search
+//! explode.
 
 use std::collections::VecDeque;
 
@@ -65,8 +67,6 @@ struct Chan<T> {
     cap: Option<usize>,
     hub: Arc<Hub>,
     state: Mutex<State<T>>,
-    /// Signalled when a message arrives or the last sender leaves.
-    readable: Condvar,
     /// Signalled when a message is taken or the last receiver leaves.
     writable: Condvar,
 }
@@ -107,7 +107,6 @@ fn with_cap<T>(cap: Option<usize>, hub: Arc<Hub>) -> (Sender<T>, Receiver<T>) {
             taken: 0,
             pushed: 0,
         }),
-        readable: Condvar::new(),
         writable: Condvar::new(),
     });
     (Sender { chan: chan.clone() }, Receiver { chan })
@@ -142,7 +141,6 @@ impl<T> Sender<T> {
         state.queue.push_back(value);
         state.pushed += 1;
         let ticket = state.pushed;
-        chan.readable.notify_all();
         chan.hub.notify();
         if chan.cap == Some(0) {
             while state.taken < ticket && state.receivers > 0 {
@@ -163,7 +161,6 @@ impl<T> Sender<T> {
         }
         state.queue.push_back(value);
         state.pushed += 1;
-        chan.readable.notify_all();
         drop(state);
         chan.hub.notify();
         Ok(())
@@ -184,7 +181,6 @@ impl<T> Drop for Sender<T> {
         let mut state = self.chan.lock();
         state.senders -= 1;
         if state.senders == 0 {
-            self.chan.readable.notify_all();
             drop(state);
             self.chan.hub.notify();
         }
