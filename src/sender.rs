@@ -69,6 +69,15 @@ impl<T> ClockedSender<T> {
         &self.name
     }
 
+    /// The checks `send` and `send_all` make before handing values over: the receiver is
+    /// alive, and the dispatcher is (or now becomes) serializing.
+    fn check_send(&self) -> Result<(), SendErrorKind> {
+        if !self.receiver.receiver_alive() {
+            return Err(SendErrorKind::ReceiverGone);
+        }
+        self.link.shared.claim_mode(Mode::Serializing)
+    }
+
     /// Sends `value` to this sender's receiver; the dispatcher assigns it the next stamp, and
     /// every other receiver will see that stamp as a watermark.
     ///
@@ -82,10 +91,7 @@ impl<T> ClockedSender<T> {
     /// ([`ReceiverGone`](SendErrorKind::ReceiverGone)), the dispatcher is in forwarding mode
     /// ([`WrongMode`](SendErrorKind::WrongMode)), or its thread has stopped.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        if !self.receiver.receiver_alive() {
-            return Err(SendError::new(SendErrorKind::ReceiverGone, value));
-        }
-        if let Err(kind) = self.link.shared.claim_mode(Mode::Serializing) {
+        if let Err(kind) = self.check_send() {
             return Err(SendError::new(kind, value));
         }
         let envelope = Envelope::Send {
@@ -139,10 +145,7 @@ impl<T> ClockedSender<T> {
             if chunk.is_empty() {
                 return Ok(sent);
             }
-            if !self.receiver.receiver_alive() {
-                return Err(SendError::new(SendErrorKind::ReceiverGone, chunk));
-            }
-            if let Err(kind) = self.link.shared.claim_mode(Mode::Serializing) {
+            if let Err(kind) = self.check_send() {
                 return Err(SendError::new(kind, chunk));
             }
             let count = chunk.len();
