@@ -73,23 +73,28 @@ fn read_data<T>(rx: &impl StampedRecv<T>, n: u64) {
     }
 }
 
-/// `iters` messages from a fresh producer thread to the bench thread; returns the elapsed time.
+/// Runs `produce` on a fresh thread and `consume` on this one; returns the time until
+/// `consume` has finished (the producer is joined afterwards, outside the measurement).
+fn timed(produce: impl FnOnce() + Send + 'static, consume: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    let producer = thread::spawn(produce);
+    consume();
+    let elapsed = start.elapsed();
+    producer.join().expect("producer");
+    elapsed
+}
+
+/// `iters` messages from a fresh producer thread to the bench thread.
 fn ours_pair<T: Make>(
     tx: &clocked_dispatch::ClockedSender<T>,
     rx: &clocked_dispatch::ClockedReceiver<T>,
     iters: u64,
 ) -> Duration {
     let tx = tx.clone("producer");
-    let start = Instant::now();
-    let producer = thread::spawn(move || {
-        for i in 0..iters {
-            tx.send(T::make(i)).expect("receiver alive");
-        }
-    });
-    read_data(rx, iters);
-    let elapsed = start.elapsed();
-    producer.join().expect("producer");
-    elapsed
+    timed(
+        move || (0..iters).for_each(|i| tx.send(T::make(i)).expect("receiver alive")),
+        || read_data(rx, iters),
+    )
 }
 
 /// As [`ours_pair`], through the batch paths: `send_all` and `recv_many`.
@@ -99,28 +104,27 @@ fn ours_pair_batched<T: Make>(
     iters: u64,
 ) -> Duration {
     let tx = tx.clone("producer");
-    let start = Instant::now();
-    let producer = thread::spawn(move || {
+    let produce = move || {
         let sent = tx
             .send_all((0..iters).map(T::make))
             .expect("receiver alive");
         assert_eq!(sent as u64, iters);
-    });
-    let mut got = 0;
-    let mut buf = Vec::with_capacity(BOUND);
-    while got < iters {
-        buf.clear();
-        rx.recv_many(&mut buf, BOUND).expect("open");
-        for (value, _) in buf.drain(..) {
-            if let Some(v) = value {
-                black_box(v);
-                got += 1;
+    };
+    let consume = || {
+        let mut got = 0;
+        let mut buf = Vec::with_capacity(BOUND);
+        while got < iters {
+            buf.clear();
+            rx.recv_many(&mut buf, BOUND).expect("open");
+            for (value, _) in buf.drain(..) {
+                if let Some(v) = value {
+                    black_box(v);
+                    got += 1;
+                }
             }
         }
-    }
-    let elapsed = start.elapsed();
-    producer.join().expect("producer");
-    elapsed
+    };
+    timed(produce, consume)
 }
 
 fn original_pair<T: Make>(
@@ -131,32 +135,22 @@ fn original_pair<T: Make>(
 ) -> Duration {
     *name += 1;
     let tx = tx.clone(format!("producer{name}"));
-    let start = Instant::now();
-    let producer = thread::spawn(move || {
-        for i in 0..iters {
-            tx.send(T::make(i));
-        }
-    });
-    read_data(rx, iters);
-    let elapsed = start.elapsed();
-    producer.join().expect("producer");
-    elapsed
+    timed(
+        move || (0..iters).for_each(|i| tx.send(T::make(i))),
+        || read_data(rx, iters),
+    )
 }
 
 fn crossbeam_pair<T: Make>(iters: u64) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<T>(BOUND);
-    let start = Instant::now();
-    let producer = thread::spawn(move || {
-        for i in 0..iters {
-            tx.send(T::make(i)).expect("receiver alive");
-        }
-    });
-    for _ in 0..iters {
-        black_box(rx.recv().expect("open"));
-    }
-    let elapsed = start.elapsed();
-    producer.join().expect("producer");
-    elapsed
+    timed(
+        move || (0..iters).for_each(|i| tx.send(T::make(i)).expect("receiver alive")),
+        || {
+            for _ in 0..iters {
+                black_box(rx.recv().expect("open"));
+            }
+        },
+    )
 }
 
 fn pair_for<T: Make>(c: &mut Criterion, payload: &str) {
