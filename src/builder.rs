@@ -1,14 +1,24 @@
 //! [`Builder`]: every knob of a dispatcher, with 4.0.2's defaults.
 
 use std::io;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::dispatcher::Dispatcher;
 use crate::engine::Engine;
+use crate::error::SpillSetupError;
 use crate::link::{Link, Shared};
+use crate::spill::dir::SpillRoot;
+use crate::spill::{Codec, DiskFull, SpillConfig};
 use crate::sync::{channel, thread, Arc};
 
 /// Default for [`Builder::reorder_window`].
 pub const DEFAULT_REORDER_WINDOW: usize = 1 << 20;
+
+/// Default for [`Builder::segment_size`]: 8 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 8 << 20;
 
 /// Configures and starts a dispatcher.
 ///
@@ -28,6 +38,11 @@ pub struct Builder {
     seed: usize,
     reorder_window: usize,
     thread_name: String,
+    spill_to: Option<PathBuf>,
+    memory_capacity: Option<usize>,
+    disk_limit: u64,
+    when_disk_full: DiskFull,
+    segment_size: u64,
 }
 
 impl Default for Builder {
@@ -38,6 +53,11 @@ impl Default for Builder {
             seed: 0,
             reorder_window: DEFAULT_REORDER_WINDOW,
             thread_name: "clocked-dispatch".to_string(),
+            spill_to: None,
+            memory_capacity: None,
+            disk_limit: u64::MAX,
+            when_disk_full: DiskFull::Block,
+            segment_size: DEFAULT_SEGMENT_SIZE,
         }
     }
 }
@@ -86,6 +106,118 @@ impl Builder {
         self
     }
 
+    /// Spill slow receivers' backlogs to disk under `dir` (see [`build_spilling`]). The
+    /// directory is created if needed, and locked: one dispatcher per directory.
+    ///
+    /// [`build_spilling`]: Self::build_spilling
+    pub fn spill_to<P: Into<PathBuf>>(mut self, dir: P) -> Self {
+        self.spill_to = Some(dir.into());
+        self
+    }
+
+    /// With spill: how many messages each receiver keeps in memory before the rest goes to
+    /// disk (at least 1; default: the inbox capacity).
+    pub fn memory_capacity(mut self, messages: usize) -> Self {
+        self.memory_capacity = Some(messages.max(1));
+        self
+    }
+
+    /// With spill: how many bytes of segment files each receiver may have on disk (default:
+    /// no limit). What happens when it is reached is [`when_disk_full`](Self::when_disk_full).
+    ///
+    /// The limit is checked by senders before they hand a message over, so messages already
+    /// in the intake when it is reached are still written: under `Block` and `Reject` a
+    /// receiver's files can exceed the limit by up to [`bound`](Self::bound) messages plus one
+    /// batch (broadcasts and forwards included). `DropOldest` is applied by the dispatcher
+    /// itself, before each write, and keeps to the limit (a single write larger than the
+    /// limit is still written).
+    pub fn disk_limit(mut self, bytes: u64) -> Self {
+        self.disk_limit = bytes;
+        self
+    }
+
+    /// With spill: what a full disk budget does; see [`DiskFull`] (default `Block`).
+    pub fn when_disk_full(mut self, policy: DiskFull) -> Self {
+        self.when_disk_full = policy;
+        self
+    }
+
+    /// With spill: the size at which a segment file is closed and a new one started (default
+    /// [`DEFAULT_SEGMENT_SIZE`]). Disk space comes back a whole segment at a time, once it is
+    /// read (or dropped).
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes.max(1);
+        self
+    }
+
+    /// Starts a dispatcher whose receivers spill to disk when they fall behind: the
+    /// dispatcher never waits for a slow receiver; once its memory queue
+    /// ([`memory_capacity`](Self::memory_capacity)) is full, later messages for it are written
+    /// to segment files under [`spill_to`](Self::spill_to) and read back in order. Receivers
+    /// cannot tell where a message came from; stamps, order and watermarks are as without
+    /// spill. See [`ClockedReceiver::spill_stats`](crate::ClockedReceiver::spill_stats) and
+    /// [`Dispatcher::spill_status`].
+    ///
+    /// Values are encoded with serde ([postcard](https://docs.rs/postcard)) when they spill.
+    /// Without [`spill_to`](Self::spill_to), a directory under the system's temporary
+    /// directory is used.
+    ///
+    /// # Errors
+    ///
+    /// [`SpillSetupError::InUse`] if another dispatcher holds the directory,
+    /// [`SpillSetupError::Io`] if it cannot be created or locked, and
+    /// [`SpillSetupError::Thread`] if the thread cannot start.
+    ///
+    /// ```
+    /// use clocked_dispatch::{Builder, DiskFull};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("cd-doc-{}", std::process::id()));
+    /// let d = Builder::new()
+    ///     .bound(16)
+    ///     .spill_to(&dir)
+    ///     .memory_capacity(4)
+    ///     .disk_limit(1 << 30)
+    ///     .when_disk_full(DiskFull::Block)
+    ///     .build_spilling::<String>()
+    ///     .unwrap();
+    /// let (tx, rx) = d.new("tx", "rx");
+    /// for i in 0..100 {
+    ///     tx.send(format!("message {i}")).unwrap(); // never waits for rx: 96 go to disk
+    /// }
+    /// drop(tx);
+    /// let got: Vec<String> = rx.filter_map(|(value, _stamp)| value).collect();
+    /// assert_eq!(got.len(), 100);
+    /// assert_eq!(got[99], "message 99");
+    /// d.join(); // every handle gone: the thread exits and the spill directory is removed
+    /// assert!(!dir.exists());
+    /// ```
+    pub fn build_spilling<T>(self) -> Result<Dispatcher<T>, SpillSetupError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let dir = match &self.spill_to {
+            Some(dir) => dir.clone(),
+            None => std::env::temp_dir().join(format!(
+                "clocked-dispatch-{}-{}",
+                std::process::id(),
+                SPILL_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
+        };
+        let config = SpillConfig {
+            memory_capacity: self
+                .memory_capacity
+                .unwrap_or(self.effective_inbox_capacity()),
+            disk_limit: self.disk_limit,
+            when_full: self.when_disk_full,
+            segment_size: self.segment_size,
+        };
+        let root = SpillRoot::open(dir, config)?;
+        let (link, thread) = self
+            .start(Some(root.clone()))
+            .map_err(SpillSetupError::Thread)?;
+        Ok(Dispatcher::spilling(link, thread, root, Codec::postcard()))
+    }
+
     /// Starts the dispatcher thread.
     ///
     /// # Panics
@@ -101,15 +233,33 @@ impl Builder {
 
     /// Starts the dispatcher thread, or returns the operating system's error.
     pub fn try_build<T: Send + 'static>(self) -> io::Result<Dispatcher<T>> {
-        let inbox_capacity = self.inbox_capacity.unwrap_or(self.bound).max(1);
-        let shared = Arc::new(Shared::new(self.seed, self.reorder_window, inbox_capacity));
+        let (link, thread) = self.start(None)?;
+        Ok(Dispatcher::from_link(link, thread))
+    }
+
+    fn effective_inbox_capacity(&self) -> usize {
+        self.inbox_capacity.unwrap_or(self.bound).max(1)
+    }
+
+    /// Starts the dispatcher thread; returns the way into it, and the thread.
+    fn start<T: Send + 'static>(
+        self,
+        spill: Option<std::sync::Arc<SpillRoot>>,
+    ) -> io::Result<(Link<T>, thread::JoinHandle<()>)> {
+        let shared = Arc::new(Shared::new(
+            self.seed,
+            self.reorder_window,
+            self.effective_inbox_capacity(),
+            spill,
+        ));
         let ((data_tx, data_rx), (control_tx, control_rx)) = channel::select_pair(self.bound);
         let engine = Engine::new(shared.clone(), data_rx, control_rx, self.seed);
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name(self.thread_name)
             .spawn(move || engine.run())?;
-        Ok(Dispatcher::from_link(Link::new(
-            data_tx, control_tx, shared,
-        )))
+        Ok((Link::new(data_tx, control_tx, shared), thread))
     }
 }
+
+/// Numbers the default spill directories of one process.
+static SPILL_DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

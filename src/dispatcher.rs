@@ -3,12 +3,16 @@
 use std::fmt;
 
 use crate::error::{HandleError, Mode};
-use crate::inbox::inbox;
+use crate::inbox::{inbox, spilling_inbox};
 use crate::intake::Control;
 use crate::link::Link;
 use crate::receiver::ClockedReceiver;
 use crate::sender::ClockedSender;
+use crate::spill::dir::SpillRoot;
+use crate::spill::queue::spill_queue;
+use crate::spill::{Codec, SpillStats};
 use crate::stats::DispatcherStats;
+use crate::sync::thread;
 
 /// A handle on one dispatcher thread; creates the channels that share its clock.
 ///
@@ -18,11 +22,65 @@ use crate::stats::DispatcherStats;
 /// made keep working.
 pub struct Dispatcher<T: Send> {
     link: Link<T>,
+    /// How receivers' backlogs are spilled, for a dispatcher built with
+    /// [`Builder::build_spilling`](crate::Builder::build_spilling).
+    spill: Option<(std::sync::Arc<SpillRoot>, Codec<T>)>,
+    thread: thread::JoinHandle<()>,
 }
 
 impl<T: Send> Dispatcher<T> {
-    pub(crate) fn from_link(link: Link<T>) -> Self {
-        Dispatcher { link }
+    pub(crate) fn from_link(link: Link<T>, thread: thread::JoinHandle<()>) -> Self {
+        Dispatcher {
+            link,
+            spill: None,
+            thread,
+        }
+    }
+
+    pub(crate) fn spilling(
+        link: Link<T>,
+        thread: thread::JoinHandle<()>,
+        root: std::sync::Arc<SpillRoot>,
+        codec: Codec<T>,
+    ) -> Self {
+        Dispatcher {
+            link,
+            spill: Some((root, codec)),
+            thread,
+        }
+    }
+
+    /// Drops this handle and waits for the dispatcher thread to exit, which it does once every
+    /// sender and broadcaster is gone as well (so this waits for them). When it returns, every
+    /// receiver has been closed (each still returns what was delivered to it), and a spilling
+    /// dispatcher has removed its files, except those of receivers still alive and, while
+    /// any receiver lives, the directory's lock.
+    ///
+    /// # Panics
+    ///
+    /// If the dispatcher thread panicked (only a `Clone` or `Serialize` implementation of `T`
+    /// can make it), its panic is resumed here.
+    ///
+    /// ```
+    /// let d = clocked_dispatch::new(4);
+    /// let (tx, rx) = d.new("tx", "rx");
+    /// tx.send(1).unwrap();
+    /// drop(tx);
+    /// d.join();
+    /// assert_eq!(rx.recv(), Ok((Some(1), 1)));
+    /// assert!(rx.recv().is_err());
+    /// ```
+    pub fn join(self) {
+        let Dispatcher {
+            link,
+            spill,
+            thread,
+            ..
+        } = self;
+        drop((link, spill));
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
     }
 
     /// Creates a clocked channel: a sender named `sender` and a receiver named `receiver`.
@@ -81,7 +139,20 @@ impl<T: Send> Dispatcher<T> {
         // and a failed announcement can give the name back.
         let mut registry = shared.registry.lock();
         let id = registry.add_receiver(&receiver)?;
-        let (writer, reader) = inbox(shared.inbox_capacity, shared.clock.read());
+        let seen = shared.clock.read();
+        let (writer, reader) = match &self.spill {
+            None => inbox(shared.inbox_capacity, seen),
+            Some((root, codec)) => {
+                let spill = match spill_queue(root, &receiver, *codec, seen) {
+                    Ok(spill) => spill,
+                    Err(e) => {
+                        registry.remove_receiver(&receiver);
+                        return Err(HandleError::SpillDirectory(e.kind()));
+                    }
+                };
+                spilling_inbox(root.config.memory_capacity, seen, spill)
+            }
+        };
         let flags = reader.flags().clone();
         if !self
             .link
@@ -105,6 +176,15 @@ impl<T: Send> Dispatcher<T> {
     /// The mode, once the first data message has fixed it.
     pub fn mode(&self) -> Option<Mode> {
         self.link.shared.mode()
+    }
+
+    /// The spill state of every live receiver, in creation order; empty unless the dispatcher
+    /// was built with [`Builder::build_spilling`](crate::Builder::build_spilling).
+    pub fn spill_status(&self) -> Vec<SpillStats> {
+        match &self.spill {
+            Some((root, _)) => root.status(),
+            None => Vec::new(),
+        }
     }
 }
 

@@ -31,6 +31,13 @@
 //! has room or its receiver is dropped. A payload for a dropped or closed receiver is counted
 //! in [`DispatcherStats::undeliverable`] and dropped.
 //!
+//! # Spilling
+//!
+//! A spilling inbox never reports full: a slow receiver's backlog goes to its write buffer
+//! instead, and the receiver is listed as dirty. Every dirty inbox is flushed to disk before
+//! the clock is published, so a published watermark never runs ahead of a buffered record (see
+//! [`crate::spill`]).
+//!
 //! # Closing
 //!
 //! A receiver closes when it has no sender left, no broadcaster exists, every data message
@@ -39,7 +46,7 @@
 //! the window still holds (skipping stamps nobody can fill any more, counted in
 //! [`DispatcherStats::skipped_stamps`]), closes every inbox and exits.
 
-use crate::inbox::{InboxWriter, PushError};
+use crate::inbox::{InboxWriter, PushError, Pushed};
 use crate::intake::{Cloner, Control, Envelope};
 use crate::link::Shared;
 use crate::registry::ReceiverId;
@@ -66,6 +73,8 @@ struct Slot<T> {
     senders: usize,
     /// Messages for it waiting in the reorder window.
     held: usize,
+    /// Whether its spill write buffer holds records (it is then listed in `Engine::dirty`).
+    dirty: bool,
 }
 
 /// A receiver that lost its last sender, and the `handled` count after which the data queued
@@ -89,6 +98,8 @@ pub(crate) struct Engine<T> {
     held_broadcasts: usize,
     /// Data messages handled so far.
     handled: u64,
+    /// Receivers whose spill buffers must be flushed before the next publish.
+    dirty: Vec<ReceiverId>,
     pending_closes: Vec<PendingClose>,
     /// Counts not yet added to the shared counters.
     local: DispatcherStats,
@@ -113,6 +124,7 @@ impl<T> Engine<T> {
             window,
             held_broadcasts: 0,
             handled: 0,
+            dirty: Vec::new(),
             pending_closes: Vec::new(),
             local: DispatcherStats::default(),
         }
@@ -149,13 +161,27 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Publishes `stamp` (if newer) and unparks the receivers that sleep.
+    /// Flushes spill buffers, then publishes `stamp` (if newer) and unparks the receivers
+    /// that sleep.
     fn publish_through(&mut self, stamp: usize) {
+        self.flush_spills();
         if stamp <= self.published {
             return;
         }
         self.published = stamp;
         self.shared.clock.publish(stamp);
+    }
+
+    /// Writes every dirty spill buffer to disk.
+    fn flush_spills(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(slot) = self.slots.get_mut(id.0).and_then(Option::as_mut) {
+                slot.dirty = false;
+                if let Some(inbox) = slot.inbox.as_mut() {
+                    inbox.flush();
+                }
+            }
+        }
     }
 
     fn handle(&mut self, envelope: Envelope<T>) {
@@ -254,12 +280,23 @@ impl<T> Engine<T> {
 
     /// Pushes one payload to one receiver, blocking only on that receiver's full inbox.
     fn deliver(&mut self, to: ReceiverId, value: T, stamp: usize) {
-        let Some(inbox) = self.slot_mut(to).and_then(|slot| slot.inbox.as_ref()) else {
+        let Some(slot) = self.slot_mut(to) else {
+            self.local.undeliverable += 1;
+            return;
+        };
+        let Some(inbox) = slot.inbox.as_mut() else {
             self.local.undeliverable += 1;
             return;
         };
         let gone = match inbox.try_push((value, stamp)) {
-            Ok(()) => false,
+            Ok(Pushed::Memory) => false,
+            Ok(Pushed::Buffered) => {
+                if !slot.dirty {
+                    slot.dirty = true;
+                    self.dirty.push(to);
+                }
+                false
+            }
             Err(PushError::Gone(_)) => true,
             Err(PushError::Full(item)) => {
                 // Let everyone else see every stamp before this one while we wait.
@@ -306,6 +343,7 @@ impl<T> Engine<T> {
                     inbox: Some(inbox),
                     senders: 1,
                     held: 0,
+                    dirty: false,
                 });
             }
             Control::SenderJoined(id) => {

@@ -60,6 +60,13 @@ pub enum SendErrorKind {
         /// The reorder window's size.
         window: usize,
     },
+    /// The receiver spills to disk, its disk budget is used up (or its disk is failing), and
+    /// the dispatcher was built with [`DiskFull::Reject`](crate::DiskFull::Reject).
+    DiskFull {
+        /// The receiver's disk budget in bytes
+        /// ([`Builder::disk_limit`](crate::Builder::disk_limit)).
+        limit: u64,
+    },
 }
 
 impl fmt::Display for SendErrorKind {
@@ -81,6 +88,10 @@ impl fmt::Display for SendErrorKind {
             } => write!(
                 f,
                 "stamp {stamp} is more than {window} ahead of the released clock {released}"
+            ),
+            SendErrorKind::DiskFull { limit } => write!(
+                f,
+                "the receiver's spill is full ({limit} bytes on disk) and the policy is Reject"
             ),
         }
     }
@@ -149,6 +160,8 @@ pub enum HandleError {
     ReceiverGone,
     /// The dispatcher thread is no longer running.
     DispatcherGone,
+    /// A spilling dispatcher could not create the new receiver's spill directory.
+    SpillDirectory(std::io::ErrorKind),
 }
 
 impl fmt::Display for HandleError {
@@ -159,8 +172,77 @@ impl fmt::Display for HandleError {
             }
             HandleError::ReceiverGone => f.write_str("the receiver has been dropped"),
             HandleError::DispatcherGone => f.write_str("the dispatcher thread has stopped"),
+            HandleError::SpillDirectory(kind) => {
+                write!(f, "cannot create the receiver's spill directory: {kind}")
+            }
         }
     }
 }
 
 impl std::error::Error for HandleError {}
+
+/// Why [`Builder::build_spilling`](crate::Builder::build_spilling) failed.
+#[derive(Debug)]
+pub enum SpillSetupError {
+    /// The directory (or its lock file) could not be created or opened.
+    Io {
+        /// The path that failed.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Another dispatcher, in this process or another, holds the directory's lock.
+    InUse {
+        /// The directory.
+        path: std::path::PathBuf,
+    },
+    /// The operating system refused to start the dispatcher thread.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for SpillSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpillSetupError::Io { path, source } => {
+                write!(f, "cannot use spill directory {}: {source}", path.display())
+            }
+            SpillSetupError::InUse { path } => write!(
+                f,
+                "spill directory {} is in use by another dispatcher",
+                path.display()
+            ),
+            SpillSetupError::Thread(e) => write!(f, "cannot start the dispatcher thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SpillSetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpillSetupError::Io { source, .. } | SpillSetupError::Thread(source) => Some(source),
+            SpillSetupError::InUse { .. } => None,
+        }
+    }
+}
+
+/// Why [`ClockedReceiver::recv_checked`](crate::ClockedReceiver::recv_checked) returned no
+/// item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecvCheckedError {
+    /// The receiver is closed and drained, as `RecvError` for `recv`.
+    Disconnected,
+    /// Spilled messages were lost to damage on disk. Reading may go on: the next call returns
+    /// what follows the damage.
+    Spill(crate::spill::SpillFault),
+}
+
+impl fmt::Display for RecvCheckedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvCheckedError::Disconnected => f.write_str("receiving on a closed channel"),
+            RecvCheckedError::Spill(fault) => fault.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RecvCheckedError {}

@@ -18,6 +18,13 @@
 //! `Disconnected` for good, whatever the rest of the dispatcher does later (4.0.2's disconnect
 //! was not sticky).
 //!
+//! # Spilling
+//!
+//! With spill on, the queue above is the memory part of the inbox and a
+//! [`SpillWriter`]/[`SpillReader`] pair holds the rest on disk; the writer never reports
+//! `Full`. `poll` loads the spill's committed count after the clock and before the pop, which
+//! keeps the argument above intact: see [`crate::spill::queue`].
+//!
 //! # Sleeping
 //!
 //! See [`crate::clock`]: the reader registers with the clock before its last re-check; the
@@ -25,9 +32,11 @@
 //! reader directly (an unpark of a reader that is not parked leaves a token its next park
 //! consumes at once: harmless).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use crate::clock::Clock;
+use crate::spill::queue::{SpillReader, SpillShared, SpillWriter, Took};
+use crate::spill::SpillFault;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::channel::{self, TryRecvError, TrySendError};
 use crate::sync::{Arc, Parker, Unparker};
@@ -42,6 +51,8 @@ pub(crate) struct InboxFlags {
     /// Cleared when the `ClockedReceiver` is dropped; senders check it to fail fast.
     receiver_alive: AtomicBool,
     unparker: Unparker,
+    /// The spill state, for senders' disk-full gate and status queries.
+    spill: Option<std::sync::Arc<SpillShared>>,
 }
 
 impl InboxFlags {
@@ -49,12 +60,18 @@ impl InboxFlags {
     pub(crate) fn receiver_alive(&self) -> bool {
         self.receiver_alive.load(Ordering::Acquire)
     }
+
+    /// The spill state, if this inbox spills.
+    pub(crate) fn spill(&self) -> Option<&std::sync::Arc<SpillShared>> {
+        self.spill.as_ref()
+    }
 }
 
 /// The dispatcher's end.
 pub(crate) struct InboxWriter<T> {
     queue: channel::Sender<Stamped<T>>,
     flags: Arc<InboxFlags>,
+    spill: Option<SpillWriter<T>>,
 }
 
 /// The receiver's end.
@@ -64,6 +81,7 @@ pub(crate) struct InboxReader<T> {
     parker: Parker,
     /// The highest stamp returned so far (data or watermark).
     last_seen: Cell<usize>,
+    spill: Option<RefCell<SpillReader<T>>>,
 }
 
 /// What one look at the inbox found.
@@ -76,6 +94,17 @@ pub(crate) enum Polled<T> {
     Empty,
     /// Closed, drained, and the final watermark already returned.
     Closed,
+    /// Spilled messages were lost to damage on disk (never delivered as data).
+    Fault(SpillFault),
+}
+
+/// Where a push went.
+pub(crate) enum Pushed {
+    /// Into the memory queue: the reader can take it now.
+    Memory,
+    /// Into a spill write buffer: [`InboxWriter::flush`] must run before the clock is
+    /// published.
+    Buffered,
 }
 
 /// Why a push did not go through; the payload comes back.
@@ -89,33 +118,73 @@ pub(crate) enum PushError<T> {
 /// A new inbox holding at most `capacity` payloads (at least 1), whose reader has seen
 /// everything up to `seen`.
 pub(crate) fn inbox<T>(capacity: usize, seen: usize) -> (InboxWriter<T>, InboxReader<T>) {
+    build(capacity, seen, None)
+}
+
+/// A new inbox that keeps at most `capacity` payloads in memory and spills the rest through
+/// `spill`.
+pub(crate) fn spilling_inbox<T>(
+    capacity: usize,
+    seen: usize,
+    spill: (SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>),
+) -> (InboxWriter<T>, InboxReader<T>) {
+    build(capacity, seen, Some(spill))
+}
+
+fn build<T>(
+    capacity: usize,
+    seen: usize,
+    spill: Option<(SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>)>,
+) -> (InboxWriter<T>, InboxReader<T>) {
     let (tx, rx) = channel::bounded(capacity.max(1));
     let parker = Parker::new();
+    let (spill_writer, spill_reader, spill_shared) = match spill {
+        Some((writer, reader, shared)) => (Some(writer), Some(RefCell::new(reader)), Some(shared)),
+        None => (None, None, None),
+    };
     let flags = Arc::new(InboxFlags {
         closed_at: AtomicUsize::new(0),
         receiver_alive: AtomicBool::new(true),
         unparker: parker.unparker().clone(),
+        spill: spill_shared,
     });
     let writer = InboxWriter {
         queue: tx,
         flags: flags.clone(),
+        spill: spill_writer,
     };
     let reader = InboxReader {
         queue: rx,
         flags,
         parker,
         last_seen: Cell::new(seen),
+        spill: spill_reader,
     };
     (writer, reader)
 }
 
 impl<T> InboxWriter<T> {
-    /// Pushes without blocking.
-    pub(crate) fn try_push(&self, item: Stamped<T>) -> Result<(), PushError<T>> {
-        self.queue.try_send(item).map_err(|e| match e {
-            TrySendError::Full(item) => PushError::Full(item),
-            TrySendError::Disconnected(item) => PushError::Gone(item),
-        })
+    /// Pushes without blocking. A spilling inbox is never `Full`.
+    pub(crate) fn try_push(&mut self, item: Stamped<T>) -> Result<Pushed, PushError<T>> {
+        if let Some(spill) = self.spill.as_mut() {
+            return match spill.push(&self.queue, item) {
+                Ok(true) => Ok(Pushed::Buffered),
+                Ok(false) => Ok(Pushed::Memory),
+                Err(item) => Err(PushError::Gone(item)),
+            };
+        }
+        match self.queue.try_send(item) {
+            Ok(()) => Ok(Pushed::Memory),
+            Err(TrySendError::Full(item)) => Err(PushError::Full(item)),
+            Err(TrySendError::Disconnected(item)) => Err(PushError::Gone(item)),
+        }
+    }
+
+    /// Writes a spilling inbox's buffered records to disk (nothing for other inboxes).
+    pub(crate) fn flush(&mut self) {
+        if let Some(spill) = self.spill.as_mut() {
+            spill.flush();
+        }
     }
 
     /// Pushes, waiting for room; gives the payload back if the receiver goes away meanwhile.
@@ -124,7 +193,8 @@ impl<T> InboxWriter<T> {
     }
 
     /// Closes the inbox at watermark `final_clock` and wakes the reader.
-    pub(crate) fn close(self, final_clock: usize) {
+    pub(crate) fn close(mut self, final_clock: usize) {
+        self.flush();
         // Release: a reader that sees the marker sees every payload pushed before it. The
         // unpark comes after the store, so a reader woken by it sees the marker; one that was
         // not parked finds the marker on its re-check, or consumes the token at once.
@@ -151,9 +221,14 @@ impl<T> InboxReader<T> {
     pub(crate) fn poll(&self, clock: &Clock) -> Polled<T> {
         let closed_at = self.flags.closed_at.load(Ordering::Acquire);
         let now = clock.read();
+        // After the clock, before the pop: see `crate::spill::queue`.
+        let on_disk = self.spill.as_ref().is_some_and(|s| s.borrow().on_disk());
         let disconnected = match self.queue.try_recv() {
             Ok((value, stamp)) => {
-                self.last_seen.set(stamp);
+                if let Some(spill) = &self.spill {
+                    spill.borrow_mut().took_from_memory();
+                }
+                self.saw(stamp);
                 return Polled::Data(value, stamp);
             }
             Err(TryRecvError::Empty) => false,
@@ -161,18 +236,48 @@ impl<T> InboxReader<T> {
             // (at the clock we read) rather than hang.
             Err(TryRecvError::Disconnected) => true,
         };
+        if on_disk {
+            if let Some(spill) = &self.spill {
+                let took = spill.borrow_mut().take(self.last_seen.get());
+                match took {
+                    Some(Took::Data(value, stamp)) => {
+                        self.saw(stamp);
+                        return Polled::Data(value, stamp);
+                    }
+                    Some(Took::Fault(fault)) => return Polled::Fault(fault),
+                    None => {}
+                }
+            }
+        }
         let (horizon, closed) = match closed_at {
             0 => (now, disconnected),
             closed_at => (closed_at - 1, true),
         };
         if horizon > self.last_seen.get() {
-            self.last_seen.set(horizon);
+            self.saw(horizon);
             Polled::Watermark(horizon)
         } else if closed {
             Polled::Closed
         } else {
             Polled::Empty
         }
+    }
+
+    /// Records `stamp` as the highest returned.
+    fn saw(&self, stamp: usize) {
+        self.last_seen.set(stamp);
+        if let Some(spill) = &self.spill {
+            spill.borrow().shared().note_seen(stamp);
+        }
+    }
+
+    /// The spill state, if this inbox spills.
+    pub(crate) fn spill_stats(&self) -> Option<crate::spill::SpillStats> {
+        self.flags.spill.as_ref().map(|spill| {
+            let mut stats = spill.stats();
+            stats.in_memory = self.queue.len() as u64;
+            stats
+        })
     }
 
     /// Parks until woken, having registered as a sleeper; `recheck` runs after registering and

@@ -102,14 +102,16 @@ mod receiver;
 mod registry;
 mod reorder;
 mod sender;
+mod spill;
 mod stats;
 mod sync;
 
-pub use builder::{Builder, DEFAULT_REORDER_WINDOW};
+pub use builder::{Builder, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE};
 pub use dispatcher::Dispatcher;
-pub use error::{HandleError, Mode, SendError, SendErrorKind};
+pub use error::{HandleError, Mode, RecvCheckedError, SendError, SendErrorKind, SpillSetupError};
 pub use receiver::{ClockedReceiver, TryIter};
 pub use sender::{ClockedBroadcaster, ClockedSender};
+pub use spill::{DiskFull, FaultKind, SpillFault, SpillStats};
 pub use stats::DispatcherStats;
 
 /// How many values [`ClockedSender::send_all`] hands to the dispatcher at once.

@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::error::{Mode, SendErrorKind};
 use crate::intake::{Control, Envelope};
 use crate::registry::Registry;
+use crate::spill::dir::SpillRoot;
 use crate::stats::Counters;
 use crate::sync::atomic::{AtomicU8, Ordering::SeqCst};
 use crate::sync::channel::Sender;
@@ -22,17 +23,25 @@ pub(crate) struct Shared {
     pub(crate) reorder_window: usize,
     /// Capacity of each receiver's inbox.
     pub(crate) inbox_capacity: usize,
+    /// The spill directory, if receivers spill.
+    pub(crate) spill: Option<std::sync::Arc<SpillRoot>>,
     mode: AtomicU8,
 }
 
 impl Shared {
-    pub(crate) fn new(seed: usize, reorder_window: usize, inbox_capacity: usize) -> Self {
+    pub(crate) fn new(
+        seed: usize,
+        reorder_window: usize,
+        inbox_capacity: usize,
+        spill: Option<std::sync::Arc<SpillRoot>>,
+    ) -> Self {
         Shared {
             clock: Clock::new(seed),
             registry: Mutex::new(Registry::default()),
             counters: Counters::default(),
             reorder_window,
             inbox_capacity,
+            spill,
             mode: AtomicU8::new(MODE_UNSET),
         }
     }
@@ -67,6 +76,34 @@ impl Shared {
                 },
             }),
         }
+    }
+
+    /// The broadcasters' disk-full gate: `Ok` unless some spilling receiver holds its sends;
+    /// then fails under [`DiskFull::Reject`](crate::DiskFull::Reject), or waits until none
+    /// does.
+    pub(crate) fn admit_broadcast(&self) -> Result<(), SendErrorKind> {
+        let Some(spill) = &self.spill else {
+            return Ok(());
+        };
+        let held = || {
+            spill
+                .held_receivers
+                .load(std::sync::atomic::Ordering::Acquire)
+                > 0
+        };
+        if !held() {
+            return Ok(());
+        }
+        if spill.config.when_full == crate::DiskFull::Reject {
+            return Err(SendErrorKind::DiskFull {
+                limit: spill.config.disk_limit,
+            });
+        }
+        // Rare and long (a reader must free a segment): a sleeping poll is enough.
+        while held() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     /// Checks a stamp about to be forwarded against the released clock.

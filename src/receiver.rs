@@ -8,8 +8,10 @@ use std::fmt;
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
+use crate::error::RecvCheckedError;
 use crate::inbox::{InboxReader, Polled};
 use crate::link::Shared;
+use crate::spill::{SpillFault, SpillStats};
 use crate::sync::{Arc, Backoff};
 
 /// The receiving half of a clocked channel.
@@ -64,6 +66,14 @@ enum Ended<T> {
     Got((Option<T>, usize)),
     Closed,
     TimedOut,
+    Fault(SpillFault),
+}
+
+/// Whether a read reports spilled messages lost to damage, or skips past them.
+#[derive(Clone, Copy)]
+enum Faults {
+    Skip,
+    Report,
 }
 
 impl<T> ClockedReceiver<T> {
@@ -94,10 +104,32 @@ impl<T> ClockedReceiver<T> {
     /// `Err(RecvError)` once the receiver is closed (every sender of it gone, no broadcaster)
     /// and everything buffered has been returned.
     pub fn recv(&self) -> Result<(Option<T>, usize), RecvError> {
-        match self.wait(None) {
+        match self.wait(None, Faults::Skip) {
             Ended::Got(item) => Ok(item),
-            Ended::Closed | Ended::TimedOut => Err(RecvError),
+            Ended::Closed | Ended::TimedOut | Ended::Fault(_) => Err(RecvError),
         }
+    }
+
+    /// Like [`recv`](Self::recv), but also reports spilled messages that were lost because
+    /// their records on disk were damaged (see [`SpillFault`]). `recv` skips such losses; they
+    /// are counted in [`SpillStats::corrupted`] either way. For a receiver that does not spill
+    /// this is `recv` with a different error type.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvCheckedError::Spill`] once per damaged stretch (reading may go on), and
+    /// [`RecvCheckedError::Disconnected`] once the receiver is closed and drained.
+    pub fn recv_checked(&self) -> Result<(Option<T>, usize), RecvCheckedError> {
+        match self.wait(None, Faults::Report) {
+            Ended::Got(item) => Ok(item),
+            Ended::Fault(fault) => Err(RecvCheckedError::Spill(fault)),
+            Ended::Closed | Ended::TimedOut => Err(RecvCheckedError::Disconnected),
+        }
+    }
+
+    /// The state of this receiver's spill, or `None` if its dispatcher does not spill.
+    pub fn spill_stats(&self) -> Option<SpillStats> {
+        self.inbox.spill_stats()
     }
 
     /// Returns a message or a new watermark if one is ready, without blocking.
@@ -107,11 +139,12 @@ impl<T> ClockedReceiver<T> {
     /// `Empty` if nothing new is ready; `Disconnected` once the receiver is closed and
     /// drained.
     pub fn try_recv(&self) -> Result<(Option<T>, usize), TryRecvError> {
-        match self.inbox.poll(&self.shared.clock) {
-            Polled::Data(value, stamp) => Ok((Some(value), stamp)),
-            Polled::Watermark(stamp) => Ok((None, stamp)),
-            Polled::Empty => Err(TryRecvError::Empty),
-            Polled::Closed => Err(TryRecvError::Disconnected),
+        match self.poll(Faults::Skip) {
+            Some(Ended::Got(item)) => Ok(item),
+            None => Err(TryRecvError::Empty),
+            Some(Ended::Closed | Ended::TimedOut | Ended::Fault(_)) => {
+                Err(TryRecvError::Disconnected)
+            }
         }
     }
 
@@ -121,9 +154,9 @@ impl<T> ClockedReceiver<T> {
     ///
     /// `Timeout` if nothing arrived in time; `Disconnected` once closed and drained.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<(Option<T>, usize), RecvTimeoutError> {
-        match self.wait(Instant::now().checked_add(timeout)) {
+        match self.wait(Instant::now().checked_add(timeout), Faults::Skip) {
             Ended::Got(item) => Ok(item),
-            Ended::Closed => Err(RecvTimeoutError::Disconnected),
+            Ended::Closed | Ended::Fault(_) => Err(RecvTimeoutError::Disconnected),
             Ended::TimedOut => Err(RecvTimeoutError::Timeout),
         }
     }
@@ -146,7 +179,7 @@ impl<T> ClockedReceiver<T> {
         out.push(self.recv()?);
         let mut taken = 1;
         while taken < max {
-            match self.poll() {
+            match self.poll(Faults::Skip) {
                 Some(Ended::Got(item)) => out.push(item),
                 _ => break,
             }
@@ -160,20 +193,27 @@ impl<T> ClockedReceiver<T> {
         TryIter { receiver: self }
     }
 
-    fn poll(&self) -> Option<Ended<T>> {
-        match self.inbox.poll(&self.shared.clock) {
-            Polled::Data(value, stamp) => Some(Ended::Got((Some(value), stamp))),
-            Polled::Watermark(stamp) => Some(Ended::Got((None, stamp))),
-            Polled::Closed => Some(Ended::Closed),
-            Polled::Empty => None,
+    fn poll(&self, faults: Faults) -> Option<Ended<T>> {
+        loop {
+            return match self.inbox.poll(&self.shared.clock) {
+                Polled::Data(value, stamp) => Some(Ended::Got((Some(value), stamp))),
+                Polled::Watermark(stamp) => Some(Ended::Got((None, stamp))),
+                Polled::Closed => Some(Ended::Closed),
+                Polled::Empty => None,
+                Polled::Fault(fault) => match faults {
+                    Faults::Report => Some(Ended::Fault(fault)),
+                    // Counted in the spill statistics; read on past the damage.
+                    Faults::Skip => continue,
+                },
+            };
         }
     }
 
     /// Spin, then park, until something is ready or `deadline` (if any) passes.
-    fn wait(&self, deadline: Option<Instant>) -> Ended<T> {
+    fn wait(&self, deadline: Option<Instant>, faults: Faults) -> Ended<T> {
         let backoff = Backoff::new();
         loop {
-            if let Some(ended) = self.poll() {
+            if let Some(ended) = self.poll(faults) {
                 return ended;
             }
             if !backoff.is_completed() {
@@ -189,7 +229,7 @@ impl<T> ClockedReceiver<T> {
             };
             if let Some(ended) = self
                 .inbox
-                .sleep(&self.shared.clock, timeout, || self.poll())
+                .sleep(&self.shared.clock, timeout, || self.poll(faults))
             {
                 return ended;
             }

@@ -75,7 +75,24 @@ impl<T> ClockedSender<T> {
         if !self.receiver.receiver_alive() {
             return Err(SendErrorKind::ReceiverGone);
         }
-        self.link.shared.claim_mode(Mode::Serializing)
+        self.link.shared.claim_mode(Mode::Serializing)?;
+        self.admit()
+    }
+
+    /// The disk-full gate of a spilling receiver (see [`DiskFull`](crate::DiskFull)): may
+    /// wait, or fail under `Reject`.
+    fn admit(&self) -> Result<(), SendErrorKind> {
+        let Some(spill) = self.receiver.spill() else {
+            return Ok(());
+        };
+        spill
+            .admit()
+            .map_err(|limit| SendErrorKind::DiskFull { limit })?;
+        if self.receiver.receiver_alive() {
+            Ok(())
+        } else {
+            Err(SendErrorKind::ReceiverGone)
+        }
     }
 
     /// Sends `value` to this sender's receiver; the dispatcher assigns it the next stamp, and
@@ -189,9 +206,14 @@ impl<T> ClockedSender<T> {
             return Err(SendError::new(SendErrorKind::ReceiverGone, value));
         }
         let shared = &self.link.shared;
+        let admitted = || match value {
+            Some(_) => self.admit(),
+            None => Ok(()), // a stamp without data takes no room
+        };
         if let Err(kind) = shared
             .claim_mode(Mode::Forwarding)
             .and_then(|()| shared.check_stamp(stamp))
+            .and_then(|()| admitted())
         {
             return Err(SendError::new(kind, value));
         }
@@ -345,7 +367,11 @@ impl<T: Clone> ClockedBroadcaster<T> {
     ///
     /// The value comes back if the dispatcher is in forwarding mode or its thread has stopped.
     pub fn broadcast(&self, value: T) -> Result<(), SendError<T>> {
-        if let Err(kind) = self.link.shared.claim_mode(Mode::Serializing) {
+        let shared = &self.link.shared;
+        if let Err(kind) = shared
+            .claim_mode(Mode::Serializing)
+            .and_then(|()| shared.admit_broadcast())
+        {
             return Err(SendError::new(kind, value));
         }
         let envelope = Envelope::Broadcast {
@@ -375,9 +401,14 @@ impl<T: Clone> ClockedBroadcaster<T> {
         stamp: usize,
     ) -> Result<(), SendError<Option<T>>> {
         let shared = &self.link.shared;
+        let admitted = || match value {
+            Some(_) => shared.admit_broadcast(),
+            None => Ok(()),
+        };
         if let Err(kind) = shared
             .claim_mode(Mode::Forwarding)
             .and_then(|()| shared.check_stamp(stamp))
+            .and_then(|()| admitted())
         {
             return Err(SendError::new(kind, value));
         }
