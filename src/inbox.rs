@@ -98,6 +98,13 @@ pub(crate) enum Polled<T> {
     Fault(SpillFault),
 }
 
+/// What one look found.
+enum Looked<T> {
+    Ready(Polled<T>),
+    /// The queue was disconnected, but no close marker had been read before it.
+    DisconnectedUnmarked,
+}
+
 /// Where a push went.
 pub(crate) enum Pushed {
     /// Into the memory queue: the reader can take it now.
@@ -194,7 +201,9 @@ impl<T> InboxWriter<T> {
 
     /// Closes the inbox at watermark `final_clock` and wakes the reader.
     pub(crate) fn close(mut self, final_clock: usize) {
-        self.flush();
+        if let Some(spill) = self.spill.as_mut() {
+            spill.finish();
+        }
         // Release: a reader that sees the marker sees every payload pushed before it. The
         // unpark comes after the store, so a reader woken by it sees the marker; one that was
         // not parked finds the marker on its re-check, or consumes the token at once.
@@ -219,6 +228,21 @@ impl<T> InboxReader<T> {
 
     /// One non-blocking look: clock (and close marker) first, then the queue.
     pub(crate) fn poll(&self, clock: &Clock) -> Polled<T> {
+        match self.look(clock) {
+            // The queue disconnected after we read the marker and the clock: the close (and,
+            // with spill, its last flush) happened in between, so one more look sees both.
+            // Without this, the final watermark and any records flushed by the close could
+            // be missed.
+            Looked::DisconnectedUnmarked => match self.look(clock) {
+                Looked::Ready(polled) => polled,
+                Looked::DisconnectedUnmarked => self.conclude(clock.read(), true),
+            },
+            Looked::Ready(polled) => polled,
+        }
+    }
+
+    /// One look: close marker, clock, spill's committed count, queue, disk, in that order.
+    fn look(&self, clock: &Clock) -> Looked<T> {
         let closed_at = self.flags.closed_at.load(Ordering::Acquire);
         let now = clock.read();
         // After the clock, before the pop: see `crate::spill::queue`.
@@ -229,11 +253,9 @@ impl<T> InboxReader<T> {
                     spill.borrow_mut().took_from_memory();
                 }
                 self.saw(stamp);
-                return Polled::Data(value, stamp);
+                return Looked::Ready(Polled::Data(value, stamp));
             }
             Err(TryRecvError::Empty) => false,
-            // Without a close marker this is a dispatcher thread that died: report it closed
-            // (at the clock we read) rather than hang.
             Err(TryRecvError::Disconnected) => true,
         };
         if on_disk {
@@ -242,17 +264,24 @@ impl<T> InboxReader<T> {
                 match took {
                     Some(Took::Data(value, stamp)) => {
                         self.saw(stamp);
-                        return Polled::Data(value, stamp);
+                        return Looked::Ready(Polled::Data(value, stamp));
                     }
-                    Some(Took::Fault(fault)) => return Polled::Fault(fault),
+                    Some(Took::Fault(fault)) => return Looked::Ready(Polled::Fault(fault)),
                     None => {}
                 }
             }
         }
-        let (horizon, closed) = match closed_at {
-            0 => (now, disconnected),
-            closed_at => (closed_at - 1, true),
-        };
+        match closed_at {
+            0 if disconnected => Looked::DisconnectedUnmarked,
+            0 => Looked::Ready(self.conclude(now, false)),
+            closed_at => Looked::Ready(self.conclude(closed_at - 1, true)),
+        }
+    }
+
+    /// Nothing to deliver: a watermark if `horizon` is new, else closed or empty. A queue
+    /// disconnected without a close marker even on a second look is a dispatcher thread that
+    /// died: reported closed, at the clock read, rather than hang.
+    fn conclude(&self, horizon: usize, closed: bool) -> Polled<T> {
         if horizon > self.last_seen.get() {
             self.saw(horizon);
             Polled::Watermark(horizon)

@@ -87,12 +87,18 @@ impl SpillRoot {
 
     /// Creates the directory of a new receiver.
     pub(crate) fn receiver_dir(&self, name: &str) -> std::io::Result<PathBuf> {
-        let number = self.next_receiver.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .dir
-            .join(format!("{RECEIVER_PREFIX}{number}-{}", file_safe(name)));
-        fs::create_dir(&path)?;
-        Ok(path)
+        loop {
+            let number = self.next_receiver.fetch_add(1, Ordering::Relaxed);
+            let path = self
+                .dir
+                .join(format!("{RECEIVER_PREFIX}{number}-{}", file_safe(name)));
+            match fs::create_dir(&path) {
+                // Left by an earlier run with files that are not ours: use another number.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(path),
+            }
+        }
     }
 
     /// Lists a receiver for [`status`](Self::status).
@@ -108,6 +114,7 @@ impl SpillRoot {
             .lock()
             .iter()
             .filter_map(Weak::upgrade)
+            .filter(|receiver| receiver.receiver_alive())
             .map(|receiver| receiver.stats())
             .collect()
     }

@@ -151,6 +151,7 @@ pub(crate) fn spill_queue<T>(
         encode: codec.encode,
         spilling: false,
         buffer: Vec::new(),
+        record_ends: Vec::new(),
         buffered: 0,
         segment: None,
         committed: 0,
@@ -246,6 +247,11 @@ impl SpillShared {
         }
     }
 
+    /// Whether the receiver still exists.
+    pub(crate) fn receiver_alive(&self) -> bool {
+        self.receiver_alive.load(Ordering::Acquire)
+    }
+
     /// Records the highest stamp the receiver has returned (for status queries).
     pub(crate) fn note_seen(&self, stamp: usize) {
         self.last_stamp.store(stamp, Ordering::Relaxed);
@@ -269,6 +275,8 @@ pub(crate) struct SpillWriter<T> {
     /// Whether new messages go to the write buffer instead of the memory queue.
     spilling: bool,
     buffer: Vec<u8>,
+    /// Where each record in `buffer` ends.
+    record_ends: Vec<usize>,
     /// Records in `buffer`.
     buffered: u64,
     segment: Option<SegmentWriter>,
@@ -291,8 +299,10 @@ impl<T> SpillWriter<T> {
             && self.buffered == 0
             && self.shared.read.load(Ordering::Acquire) == self.committed
         {
-            // The reader has taken (or lost to attrition) everything on disk.
+            // The reader has taken (or lost to attrition) everything on disk; the segment
+            // it finished goes now rather than linger until the next spill fills it.
             self.spilling = false;
+            self.seal();
         }
         let item = if self.spilling {
             item
@@ -317,7 +327,10 @@ impl<T> SpillWriter<T> {
         }
         let (value, stamp) = item;
         match record::append(&mut self.buffer, stamp, &value, self.encode) {
-            Ok(()) => self.buffered += 1,
+            Ok(()) => {
+                self.buffered += 1;
+                self.record_ends.push(self.buffer.len());
+            }
             Err(_) => {
                 // Accepted but impossible to spill: counted, never silently.
                 self.shared.unencodable.fetch_add(1, Ordering::Relaxed);
@@ -330,52 +343,76 @@ impl<T> SpillWriter<T> {
         Ok(true)
     }
 
-    /// Writes the buffer out. Returns at once if it is empty. If the disk fails, holds sends
-    /// to this receiver and retries, in a fresh segment, until the write succeeds or the
-    /// receiver is gone: the dispatcher waits (like [`DiskFull::Block`]), accepted data is
-    /// never dropped.
+    /// Writes the buffer out. Returns at once if it is empty. Segments are filled up to
+    /// `segment_size` at record boundaries (a record larger than that gets a segment of its
+    /// own), with one `write` per segment touched.
+    ///
+    /// If the disk fails, holds sends to this receiver and retries, in a fresh segment, until
+    /// the write succeeds or the receiver is gone: the dispatcher waits (like
+    /// [`DiskFull::Block`]), and accepted data is never dropped.
     pub(crate) fn flush(&mut self) {
         if self.buffered == 0 {
             return;
         }
-        if self.shared.seal_requested.swap(false, Ordering::AcqRel)
-            || self
-                .segment
-                .as_ref()
-                .is_some_and(|s| s.len() >= self.shared.root.config.segment_size)
-        {
+        if self.shared.seal_requested.swap(false, Ordering::AcqRel) {
             self.seal();
         }
         self.apply_limit();
-        let mut pause = Duration::from_millis(1);
-        let written = loop {
-            if !self.shared.receiver_alive.load(Ordering::Acquire) {
-                self.buffer.clear();
-                self.buffered = 0;
-                return;
+        let segment_size = self.shared.root.config.segment_size;
+        let (mut from_record, mut from_byte) = (0, 0);
+        while from_record < self.record_ends.len() {
+            if self
+                .segment
+                .as_ref()
+                .is_some_and(|s| s.len() >= segment_size)
+            {
+                self.seal();
             }
-            match self.write_buffer() {
-                Ok(written) => break written,
-                Err(_) => {
-                    self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
-                    self.shared.hold();
-                    self.seal();
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+            let used = self
+                .segment
+                .as_ref()
+                .map_or(segment::HEADER_LEN, SegmentWriter::len);
+            let room = segment_size.saturating_sub(used) as usize;
+            let mut to_record = from_record + 1; // at least one record per segment
+            while to_record < self.record_ends.len()
+                && self.record_ends[to_record] - from_byte <= room
+            {
+                to_record += 1;
+            }
+            let to_byte = self.record_ends[to_record - 1];
+            let mut pause = Duration::from_millis(1);
+            let written = loop {
+                if !self.shared.receiver_alive.load(Ordering::Acquire) {
+                    self.buffer.clear();
+                    self.record_ends.clear();
+                    self.buffered = 0;
+                    return;
                 }
-            }
-        };
-        self.committed += self.buffered;
-        self.shared
-            .spilled
-            .fetch_add(self.buffered, Ordering::Relaxed);
-        self.shared.disk_bytes.fetch_add(written, Ordering::AcqRel);
-        // Release: a reader that sees the new count sees the bytes and any seal before them.
-        self.shared
-            .committed
-            .store(self.committed, Ordering::Release);
+                match self.write_chunk(from_byte..to_byte) {
+                    Ok(written) => break written,
+                    Err(_) => {
+                        self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
+                        self.shared.hold();
+                        self.seal();
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    }
+                }
+            };
+            let records = (to_record - from_record) as u64;
+            self.committed += records;
+            self.shared.spilled.fetch_add(records, Ordering::Relaxed);
+            self.shared.disk_bytes.fetch_add(written, Ordering::AcqRel);
+            // Release: a reader that sees the new count sees the bytes and any seal before
+            // them.
+            self.shared
+                .committed
+                .store(self.committed, Ordering::Release);
+            (from_record, from_byte) = (to_record, to_byte);
+        }
         self.buffered = 0;
         self.buffer.clear();
+        self.record_ends.clear();
         if self.buffer.capacity() > 4 * FLUSH_AT {
             self.buffer.shrink_to(FLUSH_AT);
         }
@@ -388,9 +425,9 @@ impl<T> SpillWriter<T> {
         }
     }
 
-    /// Writes the buffer to the current segment (opening one if needed); returns the bytes the
-    /// disk grew by.
-    fn write_buffer(&mut self) -> std::io::Result<u64> {
+    /// Writes `range` of the buffer to the current segment (opening one if needed); returns
+    /// the bytes the disk grew by.
+    fn write_chunk(&mut self, range: std::ops::Range<usize>) -> std::io::Result<u64> {
         let mut grown = 0;
         if self.segment.is_none() {
             let id = self.next_segment;
@@ -405,13 +442,14 @@ impl<T> SpillWriter<T> {
             });
             self.segment = Some(created);
         }
+        let bytes = &self.buffer[range];
         if let Some(segment) = self.segment.as_mut() {
-            if let Err(e) = segment.append(&self.buffer) {
+            if let Err(e) = segment.append(bytes) {
                 self.shared.disk_bytes.fetch_add(grown, Ordering::AcqRel);
                 return Err(e);
             }
         }
-        Ok(grown + self.buffer.len() as u64)
+        Ok(grown + bytes.len() as u64)
     }
 
     /// Closes the current segment to appends; an empty one is deleted at once.
@@ -429,8 +467,26 @@ impl<T> SpillWriter<T> {
                 }
             }
         }
+        // A segment the reader finished while it was still open for appends is the writer's
+        // to delete: the reader only deletes what was sealed when it got to the end.
+        let read = self.shared.read.load(Ordering::Acquire);
+        while segments
+            .front()
+            .is_some_and(|front| front.end.is_some_and(|end| end <= read))
+        {
+            if let Some(done) = segments.pop_front() {
+                self.shared.delete(&done);
+            }
+        }
         drop(segments);
         self.shared.seals.fetch_add(1, Ordering::Release);
+    }
+
+    /// Writes what is buffered and seals the segment: nothing more will come (the inbox is
+    /// closing), so the reader deletes the last segment as soon as it has read it.
+    pub(crate) fn finish(&mut self) {
+        self.flush();
+        self.seal();
     }
 
     /// Under [`DiskFull::DropOldest`], deletes the oldest segments until the buffer fits;
@@ -438,7 +494,8 @@ impl<T> SpillWriter<T> {
     /// anyway: it was accepted).
     fn apply_limit(&mut self) {
         let limit = self.shared.limit();
-        let needed = self.buffer.len() as u64 + segment::HEADER_LEN;
+        let segments = 1 + self.buffer.len() as u64 / self.shared.root.config.segment_size;
+        let needed = self.buffer.len() as u64 + segments * segment::HEADER_LEN;
         if self.shared.disk_bytes.load(Ordering::Acquire) + needed <= limit {
             return;
         }
@@ -555,13 +612,22 @@ impl<T> SpillReader<T> {
             let current = self.current.as_mut()?;
             if current.end.is_none() && seals != self.seals_seen {
                 self.seals_seen = seals;
-                current.end = self
+                let listed = self
                     .shared
                     .segments
                     .lock()
                     .iter()
                     .find(|meta| meta.id == current.id)
-                    .and_then(|meta| meta.end);
+                    .map(|meta| meta.end);
+                match listed {
+                    Some(end) => current.end = end,
+                    None => {
+                        // The writer sealed and deleted it after we had read it all (it went
+                        // back to memory); what comes next is in a newer segment.
+                        self.current = None;
+                        continue;
+                    }
+                }
             }
             if current.end == Some(self.next) {
                 self.retire();
@@ -711,5 +777,9 @@ impl<T> Drop for SpillReader<T> {
         self.shared.receiver_alive.store(false, Ordering::Release);
         // Wake senders waiting at the gate: they will find the receiver gone.
         self.shared.release();
+        // Nobody will read the backlog: free the disk now, not when the dispatcher next
+        // notices the receiver is gone. A writer racing this finds the directory gone, and
+        // then the receiver gone, and discards its buffer.
+        let _ = fs::remove_dir_all(&self.shared.dir);
     }
 }
