@@ -183,13 +183,14 @@ fn watermarks_and_broadcasts_are_unchanged_by_spill() {
 
 /// Spills 64-byte values to a receiver that does not read, then damages its files with
 /// `damage` and reads back. Returns the values read, the faults reported, and the stats.
-fn read_after_damage(
-    damage: impl FnOnce(&[PathBuf]),
-) -> (
+/// What a read after damage returned: the values with their stamps, the faults, the total lost.
+type AfterDamage = (
     Vec<(Vec<u8>, usize)>,
     Vec<clocked_dispatch::SpillFault>,
     u64,
-) {
+);
+
+fn read_after_damage(damage: impl FnOnce(&[PathBuf])) -> AfterDamage {
     let tmp = tempfile::tempdir().unwrap();
     let d = spilling(tmp.path(), 1).build_spilling::<Vec<u8>>().unwrap();
     let (tx, rx) = d.new("tx", "rx");
@@ -248,7 +249,7 @@ fn a_flipped_byte_is_reported_never_delivered() {
         FaultKind::Checksum | FaultKind::BadLength(_) | FaultKind::Truncated
     ));
     assert!(
-        lost >= 1 && lost < 100,
+        (1..100).contains(&lost),
         "only the rest of one segment: {lost}"
     );
 }
