@@ -182,7 +182,6 @@ impl<T> UntilClosed<T> for ClockedReceiver<T> {
 fn exactly_once_in_order_across_spill_transitions() {
     QuickCheck::new()
         .tests(150)
-        .gen(Gen::new(200))
         .quickcheck(interleaved as fn(Case) -> bool);
 }
 
