@@ -2,8 +2,9 @@
 //!
 //! A send does its checks on the caller's thread, where a typed error can be returned with the
 //! value: the receiver's liveness flag, the dispatcher's mode (claimed atomically by the first
-//! data message), and for `forward` the stamp against the released clock. Then it hands the
-//! message to the dispatcher's intake, blocking only while the intake is full.
+//! data message), for `forward` the stamp against the released clock, and for a spilling
+//! receiver its disk-full gate (see [`DiskFull`](crate::DiskFull)). Then it hands the message
+//! to the dispatcher's intake, blocking only while the intake is full.
 //!
 //! Creating a handle registers it with the dispatcher and dropping it deregisters it, through
 //! the never-blocking control channel: neither ever blocks, and neither can deadlock.
@@ -106,7 +107,10 @@ impl<T> ClockedSender<T> {
     ///
     /// The value comes back in a [`SendError`] when the receiver is gone
     /// ([`ReceiverGone`](SendErrorKind::ReceiverGone)), the dispatcher is in forwarding mode
-    /// ([`WrongMode`](SendErrorKind::WrongMode)), or its thread has stopped.
+    /// ([`WrongMode`](SendErrorKind::WrongMode)), its thread has stopped, or the receiver
+    /// spills and its disk budget is used up under [`DiskFull::Reject`](crate::DiskFull)
+    /// ([`DiskFull`](SendErrorKind::DiskFull)). Under `DiskFull::Block` the send waits for the
+    /// receiver to free room instead.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         if let Err(kind) = self.check_send() {
             return Err(SendError::new(kind, value));

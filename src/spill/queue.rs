@@ -196,6 +196,12 @@ impl SpillShared {
     /// Holds back sends to this receiver.
     fn hold(&self) {
         let _guard = self.gate.lock();
+        // A receiver that is gone is never held: its reader's drop released the gate (under
+        // this lock) after marking it gone, and nothing may hold it again, or broadcasters
+        // would wait for a reader that will never free room.
+        if !self.receiver_alive.load(Ordering::Acquire) {
+            return;
+        }
         if !self.held.swap(true, Ordering::AcqRel) {
             self.root.held_receivers.fetch_add(1, Ordering::AcqRel);
         }
