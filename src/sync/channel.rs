@@ -207,6 +207,10 @@ impl<T> Receiver<T> {
     pub(crate) fn len(&self) -> usize {
         self.chan.lock().queue.len()
     }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl<T> Drop for Receiver<T> {
