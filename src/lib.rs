@@ -98,6 +98,7 @@ mod error;
 mod inbox;
 mod intake;
 mod link;
+pub mod pipeline;
 mod receiver;
 mod registry;
 mod reorder;
