@@ -21,7 +21,7 @@ struct Spec {
 impl Spec {
     fn apply(self, x: u64) -> Option<u64> {
         let y = x.wrapping_mul(self.mul).wrapping_add(self.add);
-        (self.filter == 0 || y % self.filter != 0).then_some(y)
+        (self.filter == 0 || !y.is_multiple_of(self.filter)).then_some(y)
     }
 }
 
