@@ -31,6 +31,14 @@
 //! receiver and the dispatcher's writer for it are both gone; the dispatcher's directory lock
 //! goes with the last handle. See [`dir`] for the layout.
 //!
+//! # A failing disk
+//!
+//! A write that fails (`ENOSPC`, `EFBIG`, an I/O error) is cut back to the last whole record,
+//! counted in [`SpillStats::write_errors`], and retried in a fresh segment, with sends to that
+//! receiver held. The dispatcher thread waits between retries (1 ms, doubling to 100 ms), so
+//! while the disk keeps failing every pair pauses; it goes on as soon as a write succeeds or
+//! the receiver is dropped. Accepted data is never dropped.
+//!
 //! # Crash behaviour
 //!
 //! This is a spill, not a log: nothing is `fsync`ed, and the backlog of a process that dies is
