@@ -302,11 +302,7 @@ impl<T> InboxReader<T> {
 
     /// The spill state, if this inbox spills.
     pub(crate) fn spill_stats(&self) -> Option<crate::spill::SpillStats> {
-        self.flags.spill.as_ref().map(|spill| {
-            let mut stats = spill.stats();
-            stats.in_memory = self.queue.len() as u64;
-            stats
-        })
+        self.flags.spill.as_ref().map(|spill| spill.stats())
     }
 
     /// Parks until woken, having registered as a sleeper; `recheck` runs after registering and

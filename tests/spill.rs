@@ -281,6 +281,12 @@ fn a_foreign_header_or_missing_file_loses_only_that_segment() {
         .unwrap();
         fs::remove_file(&files[2]).unwrap();
     });
+    assert!(
+        faults
+            .iter()
+            .all(|f| f.segment.extension().is_some_and(|e| e == "spill")),
+        "a fault names its segment file: {faults:?}"
+    );
     let kinds: Vec<FaultKind> = faults.iter().map(|f| f.kind).collect();
     assert_eq!(
         kinds,

@@ -152,7 +152,6 @@ pub(crate) fn spill_queue<T>(
         spilling: false,
         buffer: Vec::new(),
         record_ends: Vec::new(),
-        buffered: 0,
         segment: None,
         committed: 0,
         next_segment: 0,
@@ -225,6 +224,20 @@ impl SpillShared {
         }
     }
 
+    /// Deletes every sealed segment, oldest first, whose records all lie below `read` (taken
+    /// or dropped). Both ends call it: the reader when it leaves a segment, the writer when it
+    /// seals one the reader had already finished.
+    fn delete_read_through(&self, segments: &mut VecDeque<SegmentMeta>, read: u64) {
+        while segments
+            .front()
+            .is_some_and(|front| front.end.is_some_and(|end| end <= read))
+        {
+            if let Some(done) = segments.pop_front() {
+                self.delete(&done);
+            }
+        }
+    }
+
     /// Deletes a sealed segment's file and forgets its bytes.
     fn delete(&self, meta: &SegmentMeta) {
         let _ = fs::remove_file(self.dir.join(segment::file_name(meta.id)));
@@ -281,10 +294,8 @@ pub(crate) struct SpillWriter<T> {
     /// Whether new messages go to the write buffer instead of the memory queue.
     spilling: bool,
     buffer: Vec<u8>,
-    /// Where each record in `buffer` ends.
+    /// Where each record in `buffer` ends (one entry per buffered record).
     record_ends: Vec<usize>,
-    /// Records in `buffer`.
-    buffered: u64,
     segment: Option<SegmentWriter>,
     committed: u64,
     next_segment: u64,
@@ -302,7 +313,7 @@ impl<T> SpillWriter<T> {
         item: (T, usize),
     ) -> Result<bool, (T, usize)> {
         if self.spilling
-            && self.buffered == 0
+            && self.record_ends.is_empty()
             && self.shared.read.load(Ordering::Acquire) == self.committed
         {
             // The reader has taken (or lost to attrition) everything on disk; the segment
@@ -333,10 +344,7 @@ impl<T> SpillWriter<T> {
         }
         let (value, stamp) = item;
         match record::append(&mut self.buffer, stamp, &value, self.encode) {
-            Ok(()) => {
-                self.buffered += 1;
-                self.record_ends.push(self.buffer.len());
-            }
+            Ok(()) => self.record_ends.push(self.buffer.len()),
             Err(_) => {
                 // Accepted but impossible to spill: counted, never silently.
                 self.shared.unencodable.fetch_add(1, Ordering::Relaxed);
@@ -357,7 +365,7 @@ impl<T> SpillWriter<T> {
     /// the write succeeds or the receiver is gone: the dispatcher waits (like
     /// [`DiskFull::Block`]), and accepted data is never dropped.
     pub(crate) fn flush(&mut self) {
-        if self.buffered == 0 {
+        if self.record_ends.is_empty() {
             return;
         }
         if self.shared.seal_requested.swap(false, Ordering::AcqRel) {
@@ -391,7 +399,6 @@ impl<T> SpillWriter<T> {
                 if !self.shared.receiver_alive.load(Ordering::Acquire) {
                     self.buffer.clear();
                     self.record_ends.clear();
-                    self.buffered = 0;
                     return;
                 }
                 match self.write_chunk(from_byte..to_byte) {
@@ -416,7 +423,6 @@ impl<T> SpillWriter<T> {
                 .store(self.committed, Ordering::Release);
             (from_record, from_byte) = (to_record, to_byte);
         }
-        self.buffered = 0;
         self.buffer.clear();
         self.record_ends.clear();
         if self.buffer.capacity() > 4 * FLUSH_AT {
@@ -476,14 +482,7 @@ impl<T> SpillWriter<T> {
         // A segment the reader finished while it was still open for appends is the writer's
         // to delete: the reader only deletes what was sealed when it got to the end.
         let read = self.shared.read.load(Ordering::Acquire);
-        while segments
-            .front()
-            .is_some_and(|front| front.end.is_some_and(|end| end <= read))
-        {
-            if let Some(done) = segments.pop_front() {
-                self.shared.delete(&done);
-            }
-        }
+        self.shared.delete_read_through(&mut segments, read);
         drop(segments);
         self.shared.seals.fetch_add(1, Ordering::Release);
     }
@@ -641,8 +640,8 @@ impl<T> SpillReader<T> {
             }
             let available = current.end.unwrap_or(committed);
             if let Some(kind) = current.poison {
-                match self.skip_to(available) {
-                    Some(lost) => return Some(Took::Fault(self.fault(kind, lost))),
+                match self.skip_to(available, kind) {
+                    Some(fault) => return Some(Took::Fault(fault)),
                     None => continue,
                 }
             }
@@ -657,9 +656,6 @@ impl<T> SpillReader<T> {
                         if !self.advance(self.next + 1) {
                             continue; // dropped meanwhile
                         }
-                        if self.current.as_ref().and_then(|c| c.end) == Some(self.next) {
-                            self.retire();
-                        }
                         return Some(Took::Data(value, stamp));
                     }
                     Err(_) => FaultKind::Decode,
@@ -673,51 +669,47 @@ impl<T> SpillReader<T> {
                     self.shared.seal_requested.store(true, Ordering::Release);
                 }
             }
-            if let Some(lost) = self.skip_to(available) {
-                return Some(Took::Fault(self.fault(damage, lost)));
+            if let Some(fault) = self.skip_to(available, damage) {
+                return Some(Took::Fault(fault));
             }
         }
     }
 
-    /// Moves `read` from `next` to `to`; false if the writer's attrition moved it first.
+    /// Moves `read` from `next` to `to`, retiring the current segment if that finishes it;
+    /// false if the writer's attrition moved `read` first.
     fn advance(&mut self, to: u64) -> bool {
-        match self
+        let moved = self
             .shared
             .read
             .compare_exchange(self.next, to, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {
-                self.next = to;
-                true
+            .is_ok();
+        if moved {
+            self.next = to;
+            if self.current.as_ref().and_then(|c| c.end) == Some(to) {
+                self.retire();
             }
-            Err(_) => false,
         }
+        moved
     }
 
-    /// Skips the records of a damaged segment up to `to`, counting them as corrupted; returns
-    /// how many, or `None` if attrition got there first.
-    fn skip_to(&mut self, to: u64) -> Option<u64> {
+    /// Skips the records of a damaged segment up to `to`, counting them as corrupted, and
+    /// returns the fault that reports them; `None` if attrition got there first.
+    fn skip_to(&mut self, to: u64, kind: FaultKind) -> Option<SpillFault> {
+        // The path before `advance`, which may retire the segment.
+        let segment = match &self.current {
+            Some(current) => current.path.clone(),
+            None => self.shared.dir.clone(),
+        };
         let lost = to - self.next;
         if !self.advance(to) {
             return None;
         }
         self.shared.corrupted.fetch_add(lost, Ordering::Relaxed);
-        if self.current.as_ref().and_then(|c| c.end) == Some(self.next) {
-            self.retire();
-        }
-        Some(lost)
-    }
-
-    fn fault(&self, kind: FaultKind, messages_lost: u64) -> SpillFault {
-        let segment = match &self.current {
-            Some(current) => current.path.clone(),
-            None => self.shared.dir.clone(),
-        };
-        SpillFault {
+        Some(SpillFault {
             kind,
             segment,
-            messages_lost,
-        }
+            messages_lost: lost,
+        })
     }
 
     /// Opens the segment holding record `next` (there is one: `next < committed`).
@@ -765,14 +757,7 @@ impl<T> SpillReader<T> {
     fn retire(&mut self) {
         self.current = None;
         let mut segments = self.shared.segments.lock();
-        while segments
-            .front()
-            .is_some_and(|front| front.end.is_some_and(|end| end <= self.next))
-        {
-            if let Some(done) = segments.pop_front() {
-                self.shared.delete(&done);
-            }
-        }
+        self.shared.delete_read_through(&mut segments, self.next);
         drop(segments);
         self.shared.release_if_room();
     }
