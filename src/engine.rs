@@ -174,7 +174,9 @@ impl<T> Engine<T> {
 
     /// Writes every dirty spill buffer to disk.
     fn flush_spills(&mut self) {
-        for id in std::mem::take(&mut self.dirty) {
+        // `pop` rather than `take`: the list keeps its capacity, so a receiver that spills
+        // batch after batch costs no allocation per batch.
+        while let Some(id) = self.dirty.pop() {
             if let Some(slot) = self.slots.get_mut(id.0).and_then(Option::as_mut) {
                 slot.dirty = false;
                 if let Some(inbox) = slot.inbox.as_mut() {
