@@ -135,33 +135,32 @@ impl<T: Send> Dispatcher<T> {
     ) -> Result<(ClockedSender<T>, ClockedReceiver<T>), HandleError> {
         let receiver = receiver.into();
         let shared = &self.link.shared;
-        // Hold the registry lock until the dispatcher has been told, so ids reach it in order
-        // and a failed announcement can give the name back.
-        let mut registry = shared.registry.lock();
-        let id = registry.add_receiver(&receiver)?;
+        // The registry lock covers only the name and the id: the dispatcher takes it to give
+        // ids back, and must not wait while we allocate an inbox or create a directory.
+        let id = shared.registry.lock().add_receiver(&receiver)?;
+        let give_back = |error: HandleError| {
+            let mut registry = shared.registry.lock();
+            registry.remove_receiver(&receiver);
+            registry.release_id(id);
+            error
+        };
+        // Read after the id is reserved: every stamp published so far was assigned before this
+        // receiver existed, so none of them can be for it.
         let seen = shared.clock.read();
         let (writer, reader) = match &self.spill {
             None => inbox(shared.inbox_capacity, seen),
-            Some((root, codec)) => {
-                let spill = match spill_queue(root, &receiver, *codec, seen) {
-                    Ok(spill) => spill,
-                    Err(e) => {
-                        registry.remove_receiver(&receiver);
-                        return Err(HandleError::SpillDirectory(e.kind()));
-                    }
-                };
-                spilling_inbox(root.config.memory_capacity, seen, spill)
-            }
+            Some((root, codec)) => match spill_queue(root, &receiver, *codec, seen) {
+                Ok(spill) => spilling_inbox(root.config.memory_capacity, seen, spill),
+                Err(e) => return Err(give_back(HandleError::SpillDirectory(e.kind()))),
+            },
         };
         let flags = reader.flags().clone();
         if !self
             .link
             .control(Control::NewReceiver { id, inbox: writer })
         {
-            registry.remove_receiver(&receiver);
-            return Err(HandleError::DispatcherGone);
+            return Err(give_back(HandleError::DispatcherGone));
         }
-        drop(registry);
         let rx = ClockedReceiver::new(receiver, reader, shared.clone());
         let tx = ClockedSender::joined(sender.into(), id, flags, self.link.clone());
         Ok((tx, rx))

@@ -38,19 +38,35 @@
 //! the clock is published, so a published watermark never runs ahead of a buffered record (see
 //! [`crate::spill`]).
 //!
-//! # Closing
+//! # Closing and forgetting
 //!
 //! A receiver closes when it has no sender left, no broadcaster exists, every data message
 //! that was queued when its last sender left has been handled, and the reorder window holds
-//! nothing for it. When every handle is gone the thread drains both channels, releases what
-//! the window still holds (skipping stamps nobody can fill any more, counted in
+//! nothing for it. Its slot is then freed and its id reused (see [`crate::slots`]), so the
+//! cost of a batch never depends on how many receivers ever existed:
+//!
+//! * pending closes wait in a FIFO ordered by `after` (the count of data messages handled or
+//!   queued when the last sender left, which never decreases), so settling looks only at
+//!   closes that are due;
+//! * a close that is due but finds messages for it in the reorder window waits in a side list,
+//!   looked at again only when the window has released something;
+//! * a receiver kept open by broadcasters is found again, when the last broadcaster leaves, in
+//!   the list of open receivers (not by a scan of every slot ever made);
+//! * a receiver found gone with no sender left is closed the same way, so its slot is freed
+//!   even while broadcasters live.
+//!
+//! When every handle is gone the thread drains both channels, releases what the window still
+//! holds (skipping stamps nobody can fill any more, counted in
 //! [`DispatcherStats::skipped_stamps`]), closes every inbox and exits.
 
-use crate::inbox::{InboxWriter, PushError, Pushed};
+use crate::inbox::{PushError, Pushed};
 use crate::intake::{Cloner, Control, Envelope};
 use crate::link::Shared;
+use std::collections::VecDeque;
+
 use crate::registry::ReceiverId;
 use crate::reorder::{Rejected, ReorderWindow};
+use crate::slots::SlotTable;
 use crate::stats::DispatcherStats;
 use crate::sync::channel::{recv_either, Either, Receiver};
 use crate::sync::Arc;
@@ -66,21 +82,12 @@ enum Held<T> {
     Broadcast(T, Cloner<T>),
 }
 
-/// The dispatcher's view of one receiver.
-struct Slot<T> {
-    /// `None` once closed or found gone.
-    inbox: Option<InboxWriter<T>>,
-    senders: usize,
-    /// Messages for it waiting in the reorder window.
-    held: usize,
-    /// Whether its spill write buffer holds records (it is then listed in `Engine::dirty`).
-    dirty: bool,
-}
-
 /// A receiver that lost its last sender, and the `handled` count after which the data queued
 /// at that moment has been handled.
 struct PendingClose {
     id: ReceiverId,
+    /// The slot's epoch when the close was queued.
+    epoch: u64,
     after: u64,
 }
 
@@ -88,7 +95,7 @@ pub(crate) struct Engine<T> {
     shared: Arc<Shared>,
     data: Receiver<Envelope<T>>,
     control: Receiver<Control<T>>,
-    slots: Vec<Option<Slot<T>>>,
+    slots: SlotTable<T>,
     broadcasters: usize,
     /// Serializing: the last stamp assigned. (Forwarding uses `window.released()`.)
     stamp: usize,
@@ -100,7 +107,14 @@ pub(crate) struct Engine<T> {
     handled: u64,
     /// Receivers whose spill buffers must be flushed before the next publish.
     dirty: Vec<ReceiverId>,
-    pending_closes: Vec<PendingClose>,
+    /// Closes waiting for `handled` to reach their `after`, in order of `after`.
+    pending_closes: VecDeque<PendingClose>,
+    /// Closes that are due but wait for the reorder window to release messages for them.
+    window_closes: Vec<(ReceiverId, u64)>,
+    /// Whether the window released anything since `window_closes` was last looked at.
+    window_moved: bool,
+    /// Reused by broadcasts for the list of open receivers.
+    broadcast_targets: Vec<ReceiverId>,
     /// Counts not yet added to the shared counters.
     local: DispatcherStats,
 }
@@ -117,7 +131,7 @@ impl<T> Engine<T> {
             shared,
             data,
             control,
-            slots: Vec::new(),
+            slots: SlotTable::new(),
             broadcasters: 0,
             stamp: seed,
             published: seed,
@@ -125,7 +139,10 @@ impl<T> Engine<T> {
             held_broadcasts: 0,
             handled: 0,
             dirty: Vec::new(),
-            pending_closes: Vec::new(),
+            pending_closes: VecDeque::new(),
+            window_closes: Vec::new(),
+            window_moved: false,
+            broadcast_targets: Vec::new(),
             local: DispatcherStats::default(),
         }
     }
@@ -177,7 +194,7 @@ impl<T> Engine<T> {
         // `pop` rather than `take`: the list keeps its capacity, so a receiver that spills
         // batch after batch costs no allocation per batch.
         while let Some(id) = self.dirty.pop() {
-            if let Some(slot) = self.slots.get_mut(id.0).and_then(Option::as_mut) {
+            if let Some(slot) = self.slots.get_mut(id) {
                 slot.dirty = false;
                 if let Some(inbox) = slot.inbox.as_mut() {
                     inbox.flush();
@@ -254,6 +271,7 @@ impl<T> Engine<T> {
             return;
         }
         while let Some((stamp, held)) = self.window.pop_ready() {
+            self.window_moved = true;
             self.unhold(&held);
             self.release(stamp, held);
         }
@@ -280,8 +298,8 @@ impl<T> Engine<T> {
         }
     }
 
-    fn slot_mut(&mut self, id: ReceiverId) -> Option<&mut Slot<T>> {
-        self.slots.get_mut(id.0).and_then(Option::as_mut)
+    fn slot_mut(&mut self, id: ReceiverId) -> Option<&mut crate::slots::Slot<T>> {
+        self.slots.get_mut(id)
     }
 
     /// Pushes one payload to one receiver, blocking only on that receiver's full inbox.
@@ -315,8 +333,16 @@ impl<T> Engine<T> {
         };
         if gone {
             self.local.undeliverable += 1;
-            if let Some(slot) = self.slot_mut(to) {
-                slot.inbox = None;
+            drop(self.slots.take_inbox(to));
+            if let Some(slot) = self.slots.get_mut(to).filter(|slot| slot.senders == 0) {
+                // Only broadcasters were keeping it: forget it once what is queued is handled.
+                let after = self.handled + 1 + self.data.len() as u64;
+                let epoch = slot.epoch;
+                self.pending_closes.push_back(PendingClose {
+                    id: to,
+                    epoch,
+                    after,
+                });
             }
         }
     }
@@ -324,16 +350,17 @@ impl<T> Engine<T> {
     /// Pushes a copy to every open receiver (the original to the last one), without
     /// allocating.
     fn deliver_to_all(&mut self, value: T, cloner: Cloner<T>, stamp: usize) {
-        let is_open = |slot: &Option<Slot<T>>| matches!(slot, Some(Slot { inbox: Some(_), .. }));
-        let Some(last) = self.slots.iter().rposition(is_open) else {
-            return;
-        };
-        for index in 0..last {
-            if is_open(&self.slots[index]) {
-                self.deliver(ReceiverId(index), cloner(&value), stamp);
+        // A copy of the open list: delivering may find a receiver gone and change it.
+        let mut targets = std::mem::take(&mut self.broadcast_targets);
+        targets.clear();
+        targets.extend_from_slice(self.slots.open());
+        if let Some((&last, rest)) = targets.split_last() {
+            for &id in rest {
+                self.deliver(id, cloner(&value), stamp);
             }
+            self.deliver(last, value, stamp);
         }
-        self.deliver(ReceiverId(last), value, stamp);
+        self.broadcast_targets = targets;
     }
 
     /// Applies a join or leave. `in_hand` is the number of data messages taken from the intake
@@ -342,15 +369,8 @@ impl<T> Engine<T> {
         let due = self.handled + in_hand + self.data.len() as u64;
         match control {
             Control::NewReceiver { id, inbox } => {
-                if self.slots.len() <= id.0 {
-                    self.slots.resize_with(id.0 + 1, || None);
-                }
-                self.slots[id.0] = Some(Slot {
-                    inbox: Some(inbox),
-                    senders: 1,
-                    held: 0,
-                    dirty: false,
-                });
+                self.slots.insert(id, inbox);
+                self.shared.counters.set_receivers(self.slots.len());
             }
             Control::SenderJoined(id) => {
                 if let Some(slot) = self.slot_mut(id) {
@@ -361,7 +381,12 @@ impl<T> Engine<T> {
                 if let Some(slot) = self.slot_mut(id) {
                     slot.senders -= 1;
                     if slot.senders == 0 {
-                        self.pending_closes.push(PendingClose { id, after: due });
+                        let epoch = slot.epoch;
+                        self.pending_closes.push_back(PendingClose {
+                            id,
+                            epoch,
+                            after: due,
+                        });
                     }
                 }
             }
@@ -369,15 +394,16 @@ impl<T> Engine<T> {
             Control::BroadcasterLeft => {
                 self.broadcasters -= 1;
                 if self.broadcasters == 0 {
-                    for (index, slot) in self.slots.iter().enumerate() {
-                        if let Some(Slot {
-                            inbox: Some(_),
-                            senders: 0,
-                            ..
-                        }) = slot
-                        {
-                            let id = ReceiverId(index);
-                            self.pending_closes.push(PendingClose { id, after: due });
+                    // The receivers the broadcasters kept open: open, with no sender.
+                    for index in 0..self.slots.open().len() {
+                        let id = self.slots.open()[index];
+                        if let Some(slot) = self.slots.get_mut(id).filter(|s| s.senders == 0) {
+                            let epoch = slot.epoch;
+                            self.pending_closes.push_back(PendingClose {
+                                id,
+                                epoch,
+                                after: due,
+                            });
                         }
                     }
                 }
@@ -385,32 +411,51 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Closes the receivers whose close is due; forgets those a broadcaster keeps open (they
-    /// are looked at again when the last broadcaster leaves).
+    /// Closes (and frees) the receivers whose close is due. Looks only at closes that are due,
+    /// and at those waiting on the window when it has moved.
     fn settle_closes(&mut self) {
-        if self.pending_closes.is_empty() {
+        if self.window_moved && !self.window_closes.is_empty() {
+            let waiting = std::mem::take(&mut self.window_closes);
+            for (id, epoch) in waiting {
+                self.settle(id, epoch);
+            }
+        }
+        self.window_moved = false;
+        while self
+            .pending_closes
+            .front()
+            .is_some_and(|close| close.after <= self.handled)
+        {
+            if let Some(close) = self.pending_closes.pop_front() {
+                self.settle(close.id, close.epoch);
+            }
+        }
+    }
+
+    /// One due close: wait for the window, stay open for broadcasters, or close and free.
+    fn settle(&mut self, id: ReceiverId, epoch: u64) {
+        let broadcasters = self.broadcasters;
+        let held_broadcasts = self.held_broadcasts;
+        let Some(slot) = self.slots.get_mut(id).filter(|slot| slot.epoch == epoch) else {
+            return; // Freed by an earlier close of the same receiver (and perhaps reused).
+        };
+        if slot.senders > 0 {
             return;
         }
-        let mut pending = std::mem::take(&mut self.pending_closes);
-        pending.retain(|close| {
-            if self.broadcasters > 0 {
-                return false;
-            }
-            let Some(slot) = self.slots.get_mut(close.id.0).and_then(Option::as_mut) else {
-                return false;
-            };
-            if slot.inbox.is_none() {
-                return false;
-            }
-            if self.handled < close.after || slot.held > 0 || self.held_broadcasts > 0 {
-                return true;
-            }
-            if let Some(inbox) = slot.inbox.take() {
-                inbox.close(self.published);
-            }
-            false
-        });
-        self.pending_closes = pending;
+        if slot.held > 0 || held_broadcasts > 0 {
+            self.window_closes.push((id, epoch));
+            return;
+        }
+        if broadcasters > 0 && slot.inbox.is_some() {
+            // Broadcasters keep it open; it is looked at again when the last one leaves.
+            return;
+        }
+        if let Some(inbox) = self.slots.take_inbox(id) {
+            inbox.close(self.published);
+        }
+        self.slots.free(id);
+        self.shared.registry.lock().release_id(id);
+        self.shared.counters.set_receivers(self.slots.len());
     }
 
     /// Every handle is gone: release what the window holds, close every inbox.
@@ -427,10 +472,8 @@ impl<T> Engine<T> {
             self.release(stamp, held);
         }
         self.publish_through(self.stamp.max(last_released));
-        for slot in self.slots.iter_mut().flatten() {
-            if let Some(inbox) = slot.inbox.take() {
-                inbox.close(self.published);
-            }
+        for inbox in self.slots.take_all_inboxes() {
+            inbox.close(self.published);
         }
         self.shared.counters.add(&self.local);
     }

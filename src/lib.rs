@@ -103,6 +103,7 @@ mod receiver;
 mod registry;
 mod reorder;
 mod sender;
+mod slots;
 mod spill;
 mod stats;
 mod sync;

@@ -3,7 +3,7 @@
 //! The dispatcher counts in plain integers and publishes them with one `Relaxed` add per batch,
 //! so statistics cost nothing per message.
 
-use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// A snapshot of a dispatcher's counters; see [`Dispatcher::stats`](crate::Dispatcher::stats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -23,6 +23,10 @@ pub struct DispatcherStats {
     pub skipped_stamps: u64,
     /// The published clock: every stamp up to it has been delivered to its inbox.
     pub clock: usize,
+    /// The size of the dispatcher's receiver table: the highest receiver slot in use, plus
+    /// one. Slots of closed receivers are reused, so this follows the number of receivers
+    /// open at once, not the number ever created (a gauge, not a counter).
+    pub receiver_slots: usize,
 }
 
 /// The shared, atomically updated form of [`DispatcherStats`].
@@ -33,6 +37,7 @@ pub(crate) struct Counters {
     stale_stamps: AtomicU64,
     duplicate_stamps: AtomicU64,
     skipped_stamps: AtomicU64,
+    receiver_slots: AtomicUsize,
 }
 
 impl Counters {
@@ -52,6 +57,11 @@ impl Counters {
         }
     }
 
+    /// Sets the receiver-table gauge (on the cold path: receivers joining and being freed).
+    pub(crate) fn set_receivers(&self, slots: usize) {
+        self.receiver_slots.store(slots, Relaxed);
+    }
+
     /// Reads every counter (each exact; together only roughly simultaneous).
     pub(crate) fn snapshot(&self, clock: usize) -> DispatcherStats {
         DispatcherStats {
@@ -60,6 +70,7 @@ impl Counters {
             stale_stamps: self.stale_stamps.load(Relaxed),
             duplicate_stamps: self.duplicate_stamps.load(Relaxed),
             skipped_stamps: self.skipped_stamps.load(Relaxed),
+            receiver_slots: self.receiver_slots.load(Relaxed),
             clock,
         }
     }
