@@ -35,7 +35,9 @@
 use std::cell::{Cell, RefCell};
 
 use crate::clock::Clock;
-use crate::spill::queue::{SpillReader, SpillShared, SpillWriter, Took};
+use crate::spill::reader::{SpillReader, Took};
+use crate::spill::shared::SpillShared;
+use crate::spill::writer::SpillWriter;
 use crate::spill::SpillFault;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::channel::{self, TryRecvError, TrySendError};

@@ -28,7 +28,6 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 
 use crate::error::SpillSetupError;
-use crate::spill::queue::SpillShared;
 use crate::spill::{segment, SpillConfig, SpillStats};
 
 const LOCK_FILE: &str = "clocked-dispatch.lock";
@@ -44,7 +43,9 @@ pub(crate) struct SpillRoot {
     next_receiver: AtomicU64,
     /// Receivers whose sends are held now; broadcasters wait (or fail) while it is not 0.
     pub(crate) held_receivers: AtomicUsize,
-    receivers: Mutex<Vec<Weak<SpillShared>>>,
+    receivers: Mutex<Vec<Weak<dyn ReceiverStatus>>>,
+    /// The length of `receivers` after it was last pruned.
+    pruned_at: Mutex<usize>,
 }
 
 impl SpillRoot {
@@ -82,6 +83,7 @@ impl SpillRoot {
             next_receiver: AtomicU64::new(0),
             held_receivers: AtomicUsize::new(0),
             receivers: Mutex::new(Vec::new()),
+            pruned_at: Mutex::new(16),
         }))
     }
 
@@ -101,11 +103,18 @@ impl SpillRoot {
         }
     }
 
-    /// Lists a receiver for [`status`](Self::status).
-    pub(crate) fn register(&self, receiver: &Arc<SpillShared>) {
+    /// Lists a receiver for [`status`](Self::status). Entries of receivers that are gone are
+    /// pruned when the list has doubled since the last pruning, so creating receivers costs
+    /// amortized O(1) however many are alive.
+    pub(crate) fn register(&self, receiver: Arc<dyn ReceiverStatus>) {
         let mut receivers = self.receivers.lock();
-        receivers.retain(|weak| weak.strong_count() > 0);
-        receivers.push(Arc::downgrade(receiver));
+        if receivers.len() >= 2 * *self.pruned_at.lock() {
+            receivers.retain(|weak| weak.strong_count() > 0);
+            let live = receivers.len();
+            receivers.shrink_to(2 * live);
+            *self.pruned_at.lock() = live.max(16);
+        }
+        receivers.push(Arc::downgrade(&receiver));
     }
 
     /// The status of every live spilling receiver, in creation order.
@@ -114,10 +123,19 @@ impl SpillRoot {
             .lock()
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|receiver| receiver.receiver_alive())
-            .map(|receiver| receiver.stats())
+            .filter(|receiver| receiver.alive())
+            .map(|receiver| receiver.status())
             .collect()
     }
+}
+
+/// What [`SpillRoot::status`] asks of each registered receiver (implemented by the receiver's
+/// shared spill state; a trait, so that this file does not depend on it).
+pub(crate) trait ReceiverStatus: Send + Sync {
+    /// Whether the receiver still exists.
+    fn alive(&self) -> bool;
+    /// Its current statistics.
+    fn status(&self) -> SpillStats;
 }
 
 impl Drop for SpillRoot {

@@ -54,8 +54,16 @@
 
 pub(crate) mod dir;
 pub(crate) mod queue;
+pub(crate) mod reader;
 pub(crate) mod record;
 pub(crate) mod segment;
+pub(crate) mod shared;
+pub(crate) mod writer;
+
+#[cfg(test)]
+mod attrition_tests;
+#[cfg(test)]
+mod test_hooks;
 
 use std::fmt;
 use std::io;
