@@ -52,6 +52,7 @@
 //! it. Its concurrency is checked by the quickcheck properties and stress tests in
 //! `tests/spill*.rs`.
 
+pub(crate) mod codec;
 pub(crate) mod dir;
 pub(crate) mod queue;
 pub(crate) mod record;
@@ -61,8 +62,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+pub(crate) use codec::Codec;
 
 /// What a spilling receiver does when its disk budget
 /// ([`Builder::disk_limit`](crate::Builder::disk_limit)) is used up.
@@ -183,38 +183,6 @@ impl fmt::Display for SpillFault {
 }
 
 impl std::error::Error for SpillFault {}
-
-/// How values become records and back: two plain function pointers, so that the dispatcher,
-/// senders and receivers stay generic over any `T` and only
-/// [`Builder::build_spilling`](crate::Builder::build_spilling) asks for serde.
-pub(crate) struct Codec<T> {
-    pub(crate) encode: fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>,
-    pub(crate) decode: fn(&[u8]) -> Result<T, postcard::Error>,
-}
-
-impl<T> Clone for Codec<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Codec<T> {}
-
-impl<T: Serialize + DeserializeOwned> Codec<T> {
-    /// The postcard encoding: compact (varints), and stable across platforms.
-    pub(crate) fn postcard() -> Self {
-        fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
-            postcard::to_io(value, out).map(|_| ())
-        }
-        fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
-            postcard::from_bytes(bytes)
-        }
-        Codec {
-            encode: encode::<T>,
-            decode: decode::<T>,
-        }
-    }
-}
 
 /// The spill settings of one dispatcher.
 #[derive(Clone, Debug)]
