@@ -31,6 +31,13 @@
 //! receiver and the dispatcher's writer for it are both gone; the dispatcher's directory lock
 //! goes with the last handle. See [`dir`] for the layout.
 //!
+//! # Encoding
+//!
+//! Values are stored as their postcard encoding, in checksummed records (see [`record`]). Byte
+//! payloads (`Vec<u8>`, `Box<[u8]>`, `String`, `Box<str>`) are recognised once per dispatcher by
+//! `TypeId` and written and read as one length and one copy: the bytes postcard writes when
+//! serde hands it a `Vec<u8>` one byte at a time. See [`codec`].
+//!
 //! # A failing disk
 //!
 //! A write that fails (`ENOSPC`, `EFBIG`, an I/O error) is cut back to the last whole record,
