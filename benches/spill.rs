@@ -6,8 +6,9 @@
 //! `MEMORY` of them spill), then drains it: one write and one read per record. Throughput is
 //! per record; compare the lines of one group, not runs.
 //!
-//! Records are measured as two types: `serde_bytes::ByteBuf` (serialized as one byte string)
-//! and `Vec<u8>` (which serde hands to any codec one byte at a time).
+//! Records are measured as three types with the same bytes: `serde_bytes::ByteBuf` (serialized
+//! as one byte string), `Vec<u8>` (which serde hands to a codec one byte at a time; ours
+//! recognises it and copies it whole) and `String`.
 //!
 //! ```text
 //! cargo bench --bench spill
@@ -32,6 +33,15 @@ trait Record: Serialize + DeserializeOwned + Send + 'static {
 impl Record for Vec<u8> {
     fn from_bytes(bytes: &[u8]) -> Self {
         bytes.to_vec()
+    }
+}
+
+/// Serde sees a `String` as one string.
+impl Record for String {
+    fn from_bytes(bytes: &[u8]) -> Self {
+        // Not `from_utf8_lossy`: it checks byte by byte (about 1 µs per KiB, more than our
+        // whole spill of one record).
+        String::from_utf8(bytes.to_vec()).expect("the bench's records are ASCII")
     }
 }
 
@@ -129,18 +139,20 @@ fn hopper<R: Record>(n: u64, record: &[u8]) -> Duration {
 
 fn spill(c: &mut Criterion) {
     for size in [1024usize, 64] {
-        let record = vec![0x5a; size];
+        let record = vec![0x5a; size]; // ASCII, so the `String` lines carry the same bytes
         let mut group = c.benchmark_group(format!("spill/{size}B"));
         group.sample_size(10);
         group.measurement_time(Duration::from_secs(4));
         group.warm_up_time(Duration::from_millis(500));
         type Peer = fn(u64, &[u8]) -> Duration;
-        let peers: [(&str, Peer, u64); 5] = [
+        let peers: [(&str, Peer, u64); 7] = [
             ("plain-bufwriter-file", plain_file, RECORDS),
             ("clocked-dispatch/bytebuf", ours::<ByteBuf>, RECORDS),
             ("clocked-dispatch/vec-u8", ours::<Vec<u8>>, RECORDS),
+            ("clocked-dispatch/string", ours::<String>, RECORDS),
             ("hopper-0.4.2/bytebuf", hopper::<ByteBuf>, HOPPER_RECORDS),
             ("hopper-0.4.2/vec-u8", hopper::<Vec<u8>>, HOPPER_RECORDS),
+            ("hopper-0.4.2/string", hopper::<String>, HOPPER_RECORDS),
         ];
         for (name, run, n) in peers {
             group.throughput(Throughput::Elements(n));

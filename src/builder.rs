@@ -159,6 +159,10 @@ impl Builder {
     /// [`Dispatcher::spill_status`].
     ///
     /// Values are encoded with serde ([postcard](https://docs.rs/postcard)) when they spill.
+    /// `Vec<u8>`, `Box<[u8]>`, `String` and `Box<str>` skip serde's per-byte walk: they are
+    /// written as one length and one copy (the same bytes postcard writes). A `Vec<u8>` inside
+    /// your own type goes through serde one byte at a time; mark it `#[serde(with =
+    /// "serde_bytes")]` for the same speed.
     /// Without [`spill_to`](Self::spill_to), a directory under the system's temporary
     /// directory is used.
     ///

@@ -31,6 +31,13 @@
 //! receiver and the dispatcher's writer for it are both gone; the dispatcher's directory lock
 //! goes with the last handle. See [`dir`] for the layout.
 //!
+//! # Encoding
+//!
+//! Values are stored as their postcard encoding, in checksummed records (see [`record`]). Byte
+//! payloads (`Vec<u8>`, `Box<[u8]>`, `String`, `Box<str>`) are recognised once per dispatcher by
+//! `TypeId` and written and read as one length and one copy: the bytes postcard writes when
+//! serde hands it a `Vec<u8>` one byte at a time. See [`codec`].
+//!
 //! # A failing disk
 //!
 //! A write that fails (`ENOSPC`, `EFBIG`, an I/O error) is cut back to the last whole record,
@@ -52,6 +59,7 @@
 //! it. Its concurrency is checked by the quickcheck properties and stress tests in
 //! `tests/spill*.rs`.
 
+pub(crate) mod codec;
 pub(crate) mod dir;
 pub(crate) mod queue;
 pub(crate) mod reader;
@@ -69,8 +77,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+pub(crate) use codec::Codec;
 
 /// What a spilling receiver does when its disk budget
 /// ([`Builder::disk_limit`](crate::Builder::disk_limit)) is used up.
@@ -191,38 +198,6 @@ impl fmt::Display for SpillFault {
 }
 
 impl std::error::Error for SpillFault {}
-
-/// How values become records and back: two plain function pointers, so that the dispatcher,
-/// senders and receivers stay generic over any `T` and only
-/// [`Builder::build_spilling`](crate::Builder::build_spilling) asks for serde.
-pub(crate) struct Codec<T> {
-    pub(crate) encode: fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>,
-    pub(crate) decode: fn(&[u8]) -> Result<T, postcard::Error>,
-}
-
-impl<T> Clone for Codec<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Codec<T> {}
-
-impl<T: Serialize + DeserializeOwned> Codec<T> {
-    /// The postcard encoding: compact (varints), and stable across platforms.
-    pub(crate) fn postcard() -> Self {
-        fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
-            postcard::to_io(value, out).map(|_| ())
-        }
-        fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
-            postcard::from_bytes(bytes)
-        }
-        Codec {
-            encode: encode::<T>,
-            decode: decode::<T>,
-        }
-    }
-}
 
 /// The spill settings of one dispatcher.
 #[derive(Clone, Debug)]

@@ -14,6 +14,7 @@
 
 use std::io::{self, Read};
 
+use crate::spill::codec::EncodeFn;
 use crate::spill::FaultKind;
 
 /// The largest record accepted when reading. A length above it can only come from corruption
@@ -36,7 +37,7 @@ pub(crate) fn append<T>(
     out: &mut Vec<u8>,
     stamp: usize,
     value: &T,
-    encode: fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>,
+    encode: EncodeFn<T>,
 ) -> Result<(), EncodeError> {
     let start = out.len();
     out.extend_from_slice(&[0; 8]);
@@ -67,7 +68,8 @@ pub(crate) fn read(input: &mut impl Read, scratch: &mut Vec<u8>) -> Result<usize
     if !(8..=MAX_RECORD_LEN).contains(&len) {
         return Err(FaultKind::BadLength(len as u64));
     }
-    scratch.clear();
+    // `read_exact` overwrites all `len` bytes: only growth needs zeroing, not every record.
+    scratch.truncate(len);
     scratch.resize(len, 0);
     input.read_exact(scratch).map_err(truncated_or_io)?;
     if crc32fast::hash(scratch) != crc {
@@ -116,6 +118,34 @@ mod tests {
             let got = read(&mut &flipped[..], &mut scratch);
             assert!(got.is_err(), "bit {bit} flipped went unnoticed: {got:?}");
         }
+    }
+
+    #[test]
+    fn the_scratch_buffer_is_reused_across_lengths_without_stale_bytes() {
+        fn encode_bytes(v: &Vec<u8>, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+            postcard::to_io(v, out).map(|_| ())
+        }
+        let values = [
+            vec![1u8; 300],
+            vec![2; 3],
+            vec![],
+            vec![4; 40],
+            vec![5; 300],
+        ];
+        let mut bytes = Vec::new();
+        for (stamp, value) in values.iter().enumerate() {
+            append(&mut bytes, stamp, value, encode_bytes).unwrap();
+        }
+        let mut input = &bytes[..];
+        let mut scratch = Vec::new();
+        for (stamp, value) in values.iter().enumerate() {
+            assert_eq!(read(&mut input, &mut scratch).unwrap(), stamp);
+            assert_eq!(
+                postcard::from_bytes::<Vec<u8>>(payload(&scratch)).unwrap(),
+                *value
+            );
+        }
+        assert!(input.is_empty());
     }
 
     #[test]
