@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::spill::codec::DecodeFn;
 use crate::spill::record;
 use crate::spill::segment::SegmentReader;
 use crate::spill::shared::SpillShared;
@@ -54,7 +55,7 @@ struct Current {
 /// The receiver's end of a spilling inbox.
 pub(crate) struct SpillReader<T> {
     shared: Arc<SpillShared>,
-    decode: fn(&[u8]) -> Result<T, postcard::Error>,
+    decode: DecodeFn<T>,
     current: Option<Current>,
     /// Index of the next record to read.
     next: u64,

@@ -31,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::spill::codec::EncodeFn;
 use crate::spill::record;
 use crate::spill::segment::{self, SegmentWriter};
 use crate::spill::shared::{SegmentMeta, SpillShared};
@@ -46,7 +47,7 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// The dispatcher's end of a spilling inbox.
 pub(crate) struct SpillWriter<T> {
     shared: Arc<SpillShared>,
-    encode: fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>,
+    encode: EncodeFn<T>,
     /// Whether new messages go to the write buffer instead of the memory queue.
     spilling: bool,
     buffer: Vec<u8>,
