@@ -50,8 +50,10 @@ pub enum SendErrorKind {
         /// The highest stamp already released when the call was made.
         released: usize,
     },
-    /// `forward` with a stamp so far ahead of the released clock that the reorder window
-    /// (see [`Builder::reorder_window`](crate::Builder::reorder_window)) cannot hold it.
+    /// `try_forward` (or `try_broadcast_forward`) with a stamp so far ahead of the released
+    /// clock that the reorder window (see
+    /// [`Builder::reorder_window`](crate::Builder::reorder_window)) cannot hold it yet.
+    /// `forward` waits instead.
     StampTooFarAhead {
         /// The stamp given.
         stamp: usize,
@@ -60,6 +62,9 @@ pub enum SendErrorKind {
         /// The reorder window's size.
         window: usize,
     },
+    /// `forward_timeout` or `broadcast_forward_timeout`: the deadline passed before the
+    /// reorder window reached the stamp, or before the intake had room for the message.
+    Timeout,
     /// The receiver spills to disk, its disk budget is used up (or its disk is failing), and
     /// the dispatcher was built with [`DiskFull::Reject`](crate::DiskFull::Reject).
     DiskFull {
@@ -89,6 +94,9 @@ impl fmt::Display for SendErrorKind {
                 f,
                 "stamp {stamp} is more than {window} ahead of the released clock {released}"
             ),
+            SendErrorKind::Timeout => {
+                f.write_str("timed out waiting for the reorder window or the intake")
+            }
             SendErrorKind::DiskFull { limit } => write!(
                 f,
                 "the receiver's spill is full ({limit} bytes on disk) and the policy is Reject"
