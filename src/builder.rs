@@ -126,9 +126,10 @@ impl Builder {
 
     /// How far ahead of the released clock a forwarded stamp may be (default
     /// [`DEFAULT_REORDER_WINDOW`]). The window costs memory only for the span actually in use;
-    /// the limit turns a wild stamp into a
-    /// [`StampTooFarAhead`](crate::SendErrorKind::StampTooFarAhead) error instead of an
-    /// enormous allocation.
+    /// the limit bounds it: a forwarder whose stamp is further ahead waits in
+    /// [`forward`](crate::ClockedSender::forward) until the window reaches it (back-pressure),
+    /// or gets [`StampTooFarAhead`](crate::SendErrorKind::StampTooFarAhead) from
+    /// [`try_forward`](crate::ClockedSender::try_forward).
     pub fn reorder_window(mut self, stamps: usize) -> Self {
         self.reorder_window = stamps.max(1);
         self

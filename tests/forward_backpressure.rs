@@ -178,7 +178,8 @@ fn forward_timeout_is_woken_by_the_window_moving() {
     tx.forward_timeout(Some(2), 2, HANG).unwrap();
     assert!(started.elapsed() < HANG);
     filler.join().unwrap();
-    assert_eq!(rx.filter(|(v, _)| v.is_some()).next(), Some((Some(2), 2)));
+    let mut rx = rx;
+    assert_eq!(rx.find(|(v, _)| v.is_some()), Some((Some(2), 2)));
 }
 
 /// A payload whose `Clone` panics: broadcasting it makes the dispatcher thread panic.

@@ -119,14 +119,16 @@ impl<T> ClockedSender<T> {
     /// let (even, rx) = d.new("even", "rx");
     /// let odd = even.clone("odd");
     /// // `even` runs far ahead of the window: it waits for `odd` instead of failing.
-    /// let ahead = thread::spawn(move || (2..=20).step_by(2).try_for_each(|s| even.forward(Some(s), s)));
-    /// for s in (1..=19).step_by(2) {
-    ///     odd.forward(Some(s), s).unwrap();
-    /// }
-    /// ahead.join().unwrap().unwrap();
-    /// drop(odd);
-    /// let got: Vec<usize> = rx.filter_map(|(v, _)| v).collect();
+    /// let ahead = thread::spawn(move || {
+    ///     (2..=20).step_by(2).try_for_each(|s| even.forward(Some(s), s))
+    /// });
+    /// let behind = thread::spawn(move || {
+    ///     (1..=19).step_by(2).try_for_each(|s| odd.forward(Some(s), s))
+    /// });
+    /// let got: Vec<usize> = rx.filter_map(|(v, _)| v).collect(); // read while they run
     /// assert_eq!(got, (1..=20).collect::<Vec<_>>());
+    /// ahead.join().unwrap().unwrap();
+    /// behind.join().unwrap().unwrap();
     /// ```
     pub fn forward(&self, value: Option<T>, stamp: usize) -> Result<(), SendError<Option<T>>> {
         self.forward_with(value, stamp, Wait::Until(None))
@@ -186,7 +188,8 @@ impl<T> ClockedSender<T> {
     /// for stamp in 7..=9 {
     ///     tx.forward(None, stamp).unwrap();
     /// }
-    /// assert_eq!(rx.filter(|(v, _)| v.is_some()).next(), Some((Some('x'), 10)));
+    /// let mut rx = rx;
+    /// assert_eq!(rx.find(|(v, _)| v.is_some()), Some((Some('x'), 10)));
     /// ```
     pub fn forward_timeout(
         &self,
