@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::dispatcher::Dispatcher;
 use crate::engine::Engine;
-use crate::error::SpillSetupError;
+use crate::error::{BuildError, CapacityError, SpillSetupError};
+use crate::intake::Envelope;
 use crate::link::{Link, Shared};
 use crate::spill::dir::SpillRoot;
 use crate::spill::{Codec, DiskFull, SpillConfig};
@@ -16,6 +17,18 @@ use crate::sync::{channel, thread, Arc};
 
 /// Default for [`Builder::reorder_window`].
 pub const DEFAULT_REORDER_WINDOW: usize = 1 << 20;
+
+/// The largest buffer, in bytes, that a dispatcher allocates up front for one channel: 1 GiB.
+///
+/// The intake (capacity [`Builder::bound`]) and each receiver's inbox (capacity
+/// [`Builder::inbox_capacity`], or [`Builder::memory_capacity`] when spilling) are bounded
+/// channels that allocate their whole buffer when created: one slot per message, each the
+/// size of the message plus a word. A capacity whose buffer would exceed this is refused with
+/// a [`CapacityError`] instead of letting the allocator abort the process. 1 GiB is far
+/// beyond any useful queue (over 20 million `u64` messages in the intake) and still small
+/// enough to be a plausible allocation on a small machine. The limit applies per buffer: a
+/// dispatcher with many receivers allocates one inbox buffer for each.
+pub const MAX_PREALLOCATED_BYTES: usize = 1 << 30;
 
 /// Default for [`Builder::segment_size`]: 8 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 8 << 20;
@@ -72,12 +85,33 @@ impl Builder {
     /// dispatcher. 0 makes every send a rendezvous with the dispatcher thread. Unless
     /// [`inbox_capacity`](Self::inbox_capacity) is set, also each receiver's inbox capacity
     /// (at least 1), as in 4.0.2.
+    ///
+    /// # Limit
+    ///
+    /// The intake's buffer (and each inbox's) is allocated up front, so its size is capped at
+    /// [`MAX_PREALLOCATED_BYTES`]: for a message type `T` the largest bound is about
+    /// `MAX_PREALLOCATED_BYTES / (size_of::<T>() + 40)` on a 64-bit target (more than 20 million
+    /// for `u64`); [`CapacityError::max_capacity`] gives the exact figure. Beyond it [`try_build`](Self::try_build) returns
+    /// [`BuildError::Capacity`], [`build_spilling`](Self::build_spilling) returns
+    /// [`SpillSetupError::Capacity`], and [`build`](Self::build) (like
+    /// [`new`](crate::new)) panics with a message naming the limit. Without the check such a
+    /// bound would abort the process in the allocator.
+    ///
+    /// ```
+    /// use clocked_dispatch::{BuildError, Builder};
+    ///
+    /// assert!(matches!(
+    ///     Builder::new().bound(1 << 40).try_build::<u64>(),
+    ///     Err(BuildError::Capacity(_))
+    /// ));
+    /// ```
     pub fn bound(mut self, bound: usize) -> Self {
         self.bound = bound;
         self
     }
 
-    /// Capacity of each receiver's inbox (at least 1), if it should differ from `bound`.
+    /// Capacity of each receiver's inbox (at least 1), if it should differ from `bound`. Capped
+    /// like [`bound`](Self::bound): see [`MAX_PREALLOCATED_BYTES`].
     pub fn inbox_capacity(mut self, capacity: usize) -> Self {
         self.inbox_capacity = Some(capacity);
         self
@@ -92,9 +126,10 @@ impl Builder {
 
     /// How far ahead of the released clock a forwarded stamp may be (default
     /// [`DEFAULT_REORDER_WINDOW`]). The window costs memory only for the span actually in use;
-    /// the limit turns a wild stamp into a
-    /// [`StampTooFarAhead`](crate::SendErrorKind::StampTooFarAhead) error instead of an
-    /// enormous allocation.
+    /// the limit bounds it: a forwarder whose stamp is further ahead waits in
+    /// [`forward`](crate::ClockedSender::forward) until the window reaches it (back-pressure),
+    /// or gets [`StampTooFarAhead`](crate::SendErrorKind::StampTooFarAhead) from
+    /// [`try_forward`](crate::ClockedSender::try_forward).
     pub fn reorder_window(mut self, stamps: usize) -> Self {
         self.reorder_window = stamps.max(1);
         self
@@ -116,7 +151,8 @@ impl Builder {
     }
 
     /// With spill: how many messages each receiver keeps in memory before the rest goes to
-    /// disk (at least 1; default: the inbox capacity).
+    /// disk (at least 1; default: the inbox capacity). Capped like [`bound`](Self::bound): see
+    /// [`MAX_PREALLOCATED_BYTES`].
     pub fn memory_capacity(mut self, messages: usize) -> Self {
         self.memory_capacity = Some(messages.max(1));
         self
@@ -168,7 +204,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`SpillSetupError::InUse`] if another dispatcher holds the directory,
+    /// [`SpillSetupError::Capacity`] if [`bound`](Self::bound) or
+    /// [`memory_capacity`](Self::memory_capacity) is too large to allocate (see
+    /// [`MAX_PREALLOCATED_BYTES`]), [`SpillSetupError::InUse`] if another dispatcher holds the directory,
     /// [`SpillSetupError::Io`] if it cannot be created or locked, and
     /// [`SpillSetupError::Thread`] if the thread cannot start.
     ///
@@ -207,10 +245,19 @@ impl Builder {
                 SPILL_DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             )),
         };
+        let memory_capacity = self
+            .memory_capacity
+            .unwrap_or(self.effective_inbox_capacity());
+        check_capacity::<Envelope<T>>("bound", self.bound).map_err(SpillSetupError::Capacity)?;
+        let setting = match (self.memory_capacity, self.inbox_capacity) {
+            (Some(_), _) => "memory_capacity",
+            (None, Some(_)) => "inbox_capacity",
+            (None, None) => "bound",
+        };
+        check_capacity::<(T, usize)>(setting, memory_capacity)
+            .map_err(SpillSetupError::Capacity)?;
         let config = SpillConfig {
-            memory_capacity: self
-                .memory_capacity
-                .unwrap_or(self.effective_inbox_capacity()),
+            memory_capacity,
             disk_limit: self.disk_limit,
             when_full: self.when_disk_full,
             segment_size: self.segment_size,
@@ -226,18 +273,34 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// If the operating system refuses to start a thread, like `std::thread::spawn`; see
+    /// If [`bound`](Self::bound) or [`inbox_capacity`](Self::inbox_capacity) is too large to
+    /// allocate up front (see [`MAX_PREALLOCATED_BYTES`]), with a message naming the limit; or
+    /// if the operating system refuses to start a thread, like `std::thread::spawn`. See
     /// [`try_build`](Self::try_build).
     pub fn build<T: Send + 'static>(self) -> Dispatcher<T> {
         match self.try_build() {
             Ok(dispatcher) => dispatcher,
-            Err(e) => panic!("clocked_dispatch: failed to start the dispatcher thread: {e}"),
+            Err(e) => panic!("clocked_dispatch: cannot build the dispatcher: {e}"),
         }
     }
 
-    /// Starts the dispatcher thread, or returns the operating system's error.
-    pub fn try_build<T: Send + 'static>(self) -> io::Result<Dispatcher<T>> {
-        let (link, thread) = self.start(None)?;
+    /// Starts the dispatcher thread.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Capacity`] if [`bound`](Self::bound) or
+    /// [`inbox_capacity`](Self::inbox_capacity) is too large to allocate up front (see
+    /// [`MAX_PREALLOCATED_BYTES`]); [`BuildError::Thread`] with the operating system's error if
+    /// the thread cannot start.
+    pub fn try_build<T: Send + 'static>(self) -> Result<Dispatcher<T>, BuildError> {
+        check_capacity::<Envelope<T>>("bound", self.bound).map_err(BuildError::Capacity)?;
+        let setting = match self.inbox_capacity {
+            Some(_) => "inbox_capacity",
+            None => "bound",
+        };
+        check_capacity::<(T, usize)>(setting, self.effective_inbox_capacity())
+            .map_err(BuildError::Capacity)?;
+        let (link, thread) = self.start(None).map_err(BuildError::Thread)?;
         Ok(Dispatcher::from_link(link, thread))
     }
 
@@ -262,6 +325,19 @@ impl Builder {
             .name(self.thread_name)
             .spawn(move || engine.run())?;
         Ok((Link::new(data_tx, control_tx, shared), thread))
+    }
+}
+
+/// Refuses a channel `capacity` whose up-front buffer of `M` would exceed
+/// [`MAX_PREALLOCATED_BYTES`]. A slot of crossbeam's array channel holds the message and a
+/// stamp word; `(usize, M)` has that size and alignment.
+fn check_capacity<M>(setting: &'static str, capacity: usize) -> Result<(), CapacityError> {
+    let slot = std::mem::size_of::<(usize, M)>();
+    let max_capacity = MAX_PREALLOCATED_BYTES / slot;
+    if capacity > max_capacity {
+        Err(CapacityError::new(setting, capacity, max_capacity))
+    } else {
+        Ok(())
     }
 }
 

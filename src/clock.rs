@@ -22,11 +22,30 @@
 //! but loom models `SeqCst` accesses only as `AcqRel` (and would report false lost wake-ups),
 //! while it models `fence(SeqCst)` exactly. The fence costs one per batch on the dispatcher and
 //! one per sleep on a receiver; the hot path (a receiver that finds data) has none.
+//!
+//! Forwarders waiting for the reorder window ([`Clock::wait_until`]) sleep in the same list,
+//! with the same handshake, keyed by the address of their own parker. When the dispatcher
+//! thread ends (normally or by a panic) it [stops](Clock::stop) the clock: the flag is set
+//! and every sleeper unparked, so a waiting forwarder learns that the clock will never move
+//! again instead of hanging.
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::atomic::{fence, AtomicUsize, Ordering};
-use crate::sync::{Mutex, Unparker};
+use std::time::Instant;
+
+use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Mutex, Parker, Unparker};
+
+/// How [`Clock::wait_until`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// The condition held for this released clock.
+    Ready(usize),
+    /// The dispatcher thread has ended: the clock will not move again.
+    Stopped,
+    /// The deadline passed; the clock last read.
+    TimedOut(usize),
+}
 
 /// The global watermark, and the receivers asleep waiting for it to move.
 pub(crate) struct Clock {
@@ -35,6 +54,8 @@ pub(crate) struct Clock {
     sleepers: CachePadded<AtomicUsize>,
     /// The sleepers' keys and unparkers.
     sleeping: Mutex<Vec<(usize, Unparker)>>,
+    /// Set once the dispatcher thread has ended.
+    stopped: AtomicBool,
 }
 
 impl Clock {
@@ -44,6 +65,7 @@ impl Clock {
             released: CachePadded::new(AtomicUsize::new(seed)),
             sleepers: CachePadded::new(AtomicUsize::new(0)),
             sleeping: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -84,5 +106,62 @@ impl Clock {
             sleeping.swap_remove(index);
         }
         self.sleepers.store(sleeping.len(), Ordering::Relaxed);
+    }
+
+    /// Marks the clock as stopped for good and unparks every sleeper. Called once, when the
+    /// dispatcher thread ends.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        fence(Ordering::SeqCst);
+        // Always take the lock (this runs once): a sleeper either registered before, and is
+        // unparked here, or registers after, and then its re-check sees the flag.
+        for (_, unparker) in self.sleeping.lock().iter() {
+            unparker.unpark();
+        }
+    }
+
+    /// Whether the dispatcher thread has ended.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Blocks until `ready(released)` holds, the clock [stops](Clock::stop), or `deadline`
+    /// passes. Between checks the caller parks in the sleeper list and is unparked by the
+    /// next publish: no spinning. Checks once before any registration, so a call whose
+    /// condition already holds costs one load.
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+        ready: impl Fn(usize) -> bool,
+    ) -> Waited {
+        let mut parker: Option<Parker> = None;
+        loop {
+            let released = self.read();
+            if ready(released) {
+                return Waited::Ready(released);
+            }
+            if self.is_stopped() {
+                return Waited::Stopped;
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Waited::TimedOut(released),
+                },
+            };
+            let parker = parker.get_or_insert_with(Parker::new);
+            // The parker lives in this frame until the entry is removed: its address is unique
+            // among live sleepers (receivers use their inbox flags' heap address).
+            let key = parker as *const Parker as usize;
+            self.sleep(key, parker.unparker());
+            if !ready(self.read()) && !self.is_stopped() {
+                match timeout {
+                    Some(timeout) => parker.park_timeout(timeout),
+                    None => parker.park(),
+                }
+            }
+            self.wake(key);
+        }
     }
 }

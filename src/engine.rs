@@ -119,6 +119,14 @@ pub(crate) struct Engine<T> {
     local: DispatcherStats,
 }
 
+/// However the thread ends (after `shut_down`, or unwinding from a panic in a user's `Clone`),
+/// the clock stops, waking every forwarder that waits for the reorder window.
+impl<T> Drop for Engine<T> {
+    fn drop(&mut self) {
+        self.shared.clock.stop();
+    }
+}
+
 impl<T> Engine<T> {
     pub(crate) fn new(
         shared: Arc<Shared>,

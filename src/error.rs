@@ -50,8 +50,10 @@ pub enum SendErrorKind {
         /// The highest stamp already released when the call was made.
         released: usize,
     },
-    /// `forward` with a stamp so far ahead of the released clock that the reorder window
-    /// (see [`Builder::reorder_window`](crate::Builder::reorder_window)) cannot hold it.
+    /// `try_forward` (or `try_broadcast_forward`) with a stamp so far ahead of the released
+    /// clock that the reorder window (see
+    /// [`Builder::reorder_window`](crate::Builder::reorder_window)) cannot hold it yet.
+    /// `forward` waits instead.
     StampTooFarAhead {
         /// The stamp given.
         stamp: usize,
@@ -60,6 +62,9 @@ pub enum SendErrorKind {
         /// The reorder window's size.
         window: usize,
     },
+    /// `forward_timeout` or `broadcast_forward_timeout`: the deadline passed before the
+    /// reorder window reached the stamp, or before the intake had room for the message.
+    Timeout,
     /// The receiver spills to disk, its disk budget is used up (or its disk is failing), and
     /// the dispatcher was built with [`DiskFull::Reject`](crate::DiskFull::Reject).
     DiskFull {
@@ -89,6 +94,9 @@ impl fmt::Display for SendErrorKind {
                 f,
                 "stamp {stamp} is more than {window} ahead of the released clock {released}"
             ),
+            SendErrorKind::Timeout => {
+                f.write_str("timed out waiting for the reorder window or the intake")
+            }
             SendErrorKind::DiskFull { limit } => write!(
                 f,
                 "the receiver's spill is full ({limit} bytes on disk) and the policy is Reject"
@@ -181,9 +189,117 @@ impl fmt::Display for HandleError {
 
 impl std::error::Error for HandleError {}
 
+/// A capacity too large to allocate up front.
+///
+/// The intake and each receiver's inbox are bounded channels whose whole buffer is allocated
+/// when they are created, so an absurd capacity would otherwise end the process in the
+/// allocator (an abort, which no caller can catch). A capacity is refused when its buffer
+/// would exceed [`MAX_PREALLOCATED_BYTES`](crate::MAX_PREALLOCATED_BYTES); see
+/// [`Builder::bound`](crate::Builder::bound).
+///
+/// ```
+/// use clocked_dispatch::{BuildError, Builder};
+///
+/// let err = Builder::new().bound(1 << 40).try_build::<u64>().unwrap_err();
+/// let BuildError::Capacity(err) = err else { panic!("expected a capacity error") };
+/// assert_eq!(err.setting(), "bound");
+/// assert_eq!(err.capacity(), 1 << 40);
+/// assert!(err.max_capacity() > 1_000_000); // millions of u64 messages still fit
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CapacityError {
+    setting: &'static str,
+    capacity: usize,
+    max_capacity: usize,
+}
+
+impl CapacityError {
+    pub(crate) fn new(setting: &'static str, capacity: usize, max_capacity: usize) -> Self {
+        CapacityError {
+            setting,
+            capacity,
+            max_capacity,
+        }
+    }
+
+    /// The builder setting that was too large: `"bound"`, `"inbox_capacity"` or
+    /// `"memory_capacity"`.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+
+    /// The capacity asked for, in messages.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The largest capacity, in messages of this type, that this setting accepts.
+    pub fn max_capacity(&self) -> usize {
+        self.max_capacity
+    }
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} is too large: its buffer is allocated up front, and at most {} messages of \
+             this type fit in MAX_PREALLOCATED_BYTES ({} bytes)",
+            self.setting,
+            self.capacity,
+            self.max_capacity,
+            crate::MAX_PREALLOCATED_BYTES
+        )
+    }
+}
+
+impl std::error::Error for CapacityError {}
+
+/// Why [`Builder::try_build`](crate::Builder::try_build) failed.
+#[derive(Debug)]
+pub enum BuildError {
+    /// A capacity ([`bound`](crate::Builder::bound) or
+    /// [`inbox_capacity`](crate::Builder::inbox_capacity)) is too large to allocate.
+    Capacity(CapacityError),
+    /// The operating system refused to start the dispatcher thread.
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Capacity(e) => e.fmt(f),
+            BuildError::Thread(e) => write!(f, "cannot start the dispatcher thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Capacity(e) => Some(e),
+            BuildError::Thread(e) => Some(e),
+        }
+    }
+}
+
+/// For callers that report every failure as an `io::Error`: a capacity error becomes
+/// `ErrorKind::InvalidInput` (with the [`CapacityError`] inside), a thread error stays itself.
+impl From<BuildError> for std::io::Error {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Capacity(e) => std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            BuildError::Thread(e) => e,
+        }
+    }
+}
+
 /// Why [`Builder::build_spilling`](crate::Builder::build_spilling) failed.
 #[derive(Debug)]
 pub enum SpillSetupError {
+    /// A capacity ([`bound`](crate::Builder::bound) or
+    /// [`memory_capacity`](crate::Builder::memory_capacity)) is too large to allocate.
+    Capacity(CapacityError),
     /// The directory (or its lock file) could not be created or opened.
     Io {
         /// The path that failed.
@@ -212,6 +328,7 @@ impl fmt::Display for SpillSetupError {
                 path.display()
             ),
             SpillSetupError::Thread(e) => write!(f, "cannot start the dispatcher thread: {e}"),
+            SpillSetupError::Capacity(e) => e.fmt(f),
         }
     }
 }
@@ -220,6 +337,7 @@ impl std::error::Error for SpillSetupError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SpillSetupError::Io { source, .. } | SpillSetupError::Thread(source) => Some(source),
+            SpillSetupError::Capacity(e) => Some(e),
             SpillSetupError::InUse { .. } => None,
         }
     }

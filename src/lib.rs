@@ -108,9 +108,12 @@ mod spill;
 mod stats;
 mod sync;
 
-pub use builder::{Builder, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE};
+pub use builder::{Builder, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE, MAX_PREALLOCATED_BYTES};
 pub use dispatcher::Dispatcher;
-pub use error::{HandleError, Mode, RecvCheckedError, SendError, SendErrorKind, SpillSetupError};
+pub use error::{
+    BuildError, CapacityError, HandleError, Mode, RecvCheckedError, SendError, SendErrorKind,
+    SpillSetupError,
+};
 pub use receiver::{ClockedReceiver, TryIter};
 pub use sender::{ClockedBroadcaster, ClockedSender};
 pub use spill::{DiskFull, FaultKind, SpillFault, SpillStats};
@@ -123,11 +126,19 @@ pub const SEND_ALL_CHUNK: usize = 64;
 /// the dispatcher thread); each receiver's inbox holds `bound` too (at least 1).
 ///
 /// Shorthand for `Builder::new().bound(bound).build()`.
+///
+/// # Panics
+///
+/// If `bound` is too large to allocate up front (its buffer would exceed
+/// [`MAX_PREALLOCATED_BYTES`]; see [`Builder::bound`]), with a message naming the limit, or if
+/// the operating system refuses to start the thread. [`Builder::try_build`] returns these as
+/// errors.
 pub fn new<T: Send + 'static>(bound: usize) -> Dispatcher<T> {
     Builder::new().bound(bound).build()
 }
 
 /// Like [`new`], with the clock starting at `seed`: the first stamp assigned is `seed + 1`.
+/// Panics as [`new`] does.
 ///
 /// Lets a program keep stamps monotonic across restarts: store the last stamp seen, resume
 /// from it.

@@ -1,13 +1,15 @@
 //! What every handle holds: the way into the dispatcher, and the state shared with it.
 
-use crate::clock::Clock;
+use std::time::Instant;
+
+use crate::clock::{Clock, Waited};
 use crate::error::{Mode, SendErrorKind};
 use crate::intake::{Control, Envelope};
 use crate::registry::Registry;
 use crate::spill::dir::SpillRoot;
 use crate::stats::Counters;
 use crate::sync::atomic::{AtomicU8, Ordering::SeqCst};
-use crate::sync::channel::Sender;
+use crate::sync::channel::{SendTimeoutError, Sender};
 use crate::sync::{Arc, Mutex};
 
 const MODE_UNSET: u8 = 0;
@@ -108,7 +110,34 @@ impl Shared {
 
     /// Checks a stamp about to be forwarded against the released clock.
     pub(crate) fn check_stamp(&self, stamp: usize) -> Result<(), SendErrorKind> {
-        let released = self.clock.read();
+        self.stamp_verdict(stamp, self.clock.read())
+    }
+
+    /// Waits until the released clock is within the reorder window of `stamp` (see
+    /// [`Clock::wait_until`]), or `deadline` passes
+    /// ([`Timeout`](SendErrorKind::Timeout)), or the dispatcher thread ends
+    /// ([`DispatcherGone`](SendErrorKind::DispatcherGone)). A stale stamp fails at once.
+    pub(crate) fn wait_for_window(
+        &self,
+        stamp: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendErrorKind> {
+        // Ready once the stamp is in the window, or stale (reported below).
+        let ready = |released| {
+            !matches!(
+                self.stamp_verdict(stamp, released),
+                Err(SendErrorKind::StampTooFarAhead { .. })
+            )
+        };
+        match self.clock.wait_until(deadline, ready) {
+            Waited::Ready(released) => self.stamp_verdict(stamp, released),
+            Waited::Stopped => Err(SendErrorKind::DispatcherGone),
+            Waited::TimedOut(_) => Err(SendErrorKind::Timeout),
+        }
+    }
+
+    /// The verdict on forwarding `stamp` while the clock is at `released`.
+    fn stamp_verdict(&self, stamp: usize, released: usize) -> Result<(), SendErrorKind> {
         if stamp <= released {
             Err(SendErrorKind::StaleStamp { stamp, released })
         } else if stamp - released > self.reorder_window {
@@ -157,6 +186,26 @@ impl<T> Link<T> {
     /// envelope back if the dispatcher thread is gone.
     pub(crate) fn submit(&self, envelope: Envelope<T>) -> Result<(), Envelope<T>> {
         self.data.send(envelope).map_err(|e| e.0)
+    }
+
+    /// Like [`submit`](Self::submit), but waits for room in the intake only until `deadline`
+    /// (if any); gives the envelope back with the reason.
+    pub(crate) fn submit_by(
+        &self,
+        envelope: Envelope<T>,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Envelope<T>, SendErrorKind)> {
+        let Some(deadline) = deadline else {
+            return self
+                .submit(envelope)
+                .map_err(|e| (e, SendErrorKind::DispatcherGone));
+        };
+        self.data
+            .send_deadline(envelope, deadline)
+            .map_err(|e| match e {
+                SendTimeoutError::Timeout(e) => (e, SendErrorKind::Timeout),
+                SendTimeoutError::Disconnected(e) => (e, SendErrorKind::DispatcherGone),
+            })
     }
 
     /// Tells the dispatcher about a handle joining or leaving. Never blocks. Returns false if

@@ -2,7 +2,9 @@
 //!
 //! A send does its checks on the caller's thread, where a typed error can be returned with the
 //! value: the receiver's liveness flag, the dispatcher's mode (claimed atomically by the first
-//! data message), for `forward` the stamp against the released clock, and for a spilling
+//! data message), for `forward` the stamp against the released clock (waiting, if it is beyond
+//! the reorder window, until the window reaches it: see [`forward`](ClockedSender::forward),
+//! in the `forward` submodule), and for a spilling
 //! receiver its disk-full gate (see [`DiskFull`](crate::DiskFull)). Then it hands the message
 //! to the dispatcher's intake, blocking only while the intake is full.
 //!
@@ -10,6 +12,8 @@
 //! the never-blocking control channel: neither ever blocks, and neither can deadlock.
 
 use std::fmt;
+
+mod forward;
 
 use crate::error::{HandleError, Mode, SendError, SendErrorKind};
 use crate::inbox::InboxFlags;
@@ -187,56 +191,6 @@ impl<T> ClockedSender<T> {
         }
     }
 
-    /// Forwards a message already stamped `stamp` by an upstream dispatcher. The dispatcher
-    /// releases stamps strictly in order: this message waits until every smaller stamp has been
-    /// forwarded (with or without data) by some sender.
-    ///
-    /// `forward(None, stamp)` accounts for a stamp without data, for example one a pipeline
-    /// stage filtered out, so that later stamps are not held back waiting for it.
-    ///
-    /// # Errors
-    ///
-    /// The value comes back in a [`SendError`] when the receiver is gone, the dispatcher is in
-    /// serializing mode, its thread has stopped, `stamp` has already been released
-    /// ([`StaleStamp`](SendErrorKind::StaleStamp)), or `stamp` is further ahead of the released
-    /// clock than the reorder window allows
-    /// ([`StampTooFarAhead`](SendErrorKind::StampTooFarAhead)). A stamp that was already
-    /// forwarded but not yet released is a duplicate the dispatcher drops and counts in
-    /// [`DispatcherStats::duplicate_stamps`](crate::DispatcherStats::duplicate_stamps); a stale
-    /// stamp that races past this check is counted in
-    /// [`stale_stamps`](crate::DispatcherStats::stale_stamps).
-    pub fn forward(&self, value: Option<T>, stamp: usize) -> Result<(), SendError<Option<T>>> {
-        if value.is_some() && !self.receiver.receiver_alive() {
-            return Err(SendError::new(SendErrorKind::ReceiverGone, value));
-        }
-        let shared = &self.link.shared;
-        let admitted = || match value {
-            Some(_) => self.admit(),
-            None => Ok(()), // a stamp without data takes no room
-        };
-        if let Err(kind) = shared
-            .claim_mode(Mode::Forwarding)
-            .and_then(|()| shared.check_stamp(stamp))
-            .and_then(|()| admitted())
-        {
-            return Err(SendError::new(kind, value));
-        }
-        let envelope = Envelope::Forward {
-            to: self.target,
-            value,
-            stamp,
-        };
-        self.link
-            .submit(envelope)
-            .map_err(|envelope| match envelope {
-                Envelope::Forward { value, .. } => {
-                    SendError::new(SendErrorKind::DispatcherGone, value)
-                }
-                // `submit` hands back the envelope it was given, which is a `Forward`.
-                _ => unreachable!("submit returned a different envelope"),
-            })
-    }
-
     /// Creates another sender, named `name`, for the same receiver.
     ///
     /// If the receiver is already gone the new sender still works as a handle, but its sends
@@ -389,45 +343,6 @@ impl<T: Clone> ClockedBroadcaster<T> {
                     SendError::new(SendErrorKind::DispatcherGone, value)
                 }
                 // `submit` hands back the envelope it was given, which is a `Broadcast`.
-                _ => unreachable!("submit returned a different envelope"),
-            })
-    }
-
-    /// Forwards an already stamped message to every receiver, released in stamp order like
-    /// [`ClockedSender::forward`]. `None` accounts for the stamp without data.
-    ///
-    /// # Errors
-    ///
-    /// As [`ClockedSender::forward`], except that there is no single receiver to be gone.
-    pub fn broadcast_forward(
-        &self,
-        value: Option<T>,
-        stamp: usize,
-    ) -> Result<(), SendError<Option<T>>> {
-        let shared = &self.link.shared;
-        let admitted = || match value {
-            Some(_) => shared.admit_broadcast(),
-            None => Ok(()),
-        };
-        if let Err(kind) = shared
-            .claim_mode(Mode::Forwarding)
-            .and_then(|()| shared.check_stamp(stamp))
-            .and_then(|()| admitted())
-        {
-            return Err(SendError::new(kind, value));
-        }
-        let envelope = Envelope::BroadcastForward {
-            value,
-            stamp,
-            cloner: T::clone,
-        };
-        self.link
-            .submit(envelope)
-            .map_err(|envelope| match envelope {
-                Envelope::BroadcastForward { value, .. } => {
-                    SendError::new(SendErrorKind::DispatcherGone, value)
-                }
-                // `submit` hands back the envelope it was given, which is a `BroadcastForward`.
                 _ => unreachable!("submit returned a different envelope"),
             })
     }

@@ -65,7 +65,8 @@ fn unwrap_value<T>(error: crate::SendError<Option<T>>) -> crate::SendError<T> {
 ///
 /// # Errors
 ///
-/// [`StageError::Spawn`] if a thread cannot start.
+/// [`StageError::Spawn`] if a thread cannot start, or if `bound` is too large to allocate
+/// (then with `ErrorKind::InvalidInput`; see [`Builder::bound`](crate::Builder::bound)).
 ///
 /// ```
 /// use clocked_dispatch::pipeline::ordered_map;
@@ -108,12 +109,12 @@ where
         .bound(bound)
         .thread_name("ordered-map-in")
         .try_build::<Option<T>>()
-        .map_err(StageError::Spawn)?;
+        .map_err(|e| StageError::Spawn(e.into()))?;
     let downstream = crate::Builder::new()
         .bound(bound)
         .thread_name("ordered-map-out")
         .try_build::<Option<U>>()
-        .map_err(StageError::Spawn)?;
+        .map_err(|e| StageError::Spawn(e.into()))?;
     let (out_tx, output) = downstream.new("worker-0", "ordered-map-out");
     let mut inputs = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 
 use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-pub(crate) use crossbeam_channel::{SendError, TryRecvError, TrySendError};
+pub(crate) use crossbeam_channel::{SendError, SendTimeoutError, TryRecvError, TrySendError};
 
 /// Wakes `recv_either` callers: an epoch bumped on every event a receiver could wait for. The
 /// two channels given to one `recv_either` must share it (see [`select_pair`]).
@@ -148,6 +148,17 @@ impl<T> Sender<T> {
             }
         }
         Ok(())
+    }
+
+    /// Loom has no clock: a send with a deadline is an untimed one, so a model only passes if
+    /// the room it waits for really appears.
+    pub(crate) fn send_deadline(
+        &self,
+        value: T,
+        _deadline: std::time::Instant,
+    ) -> Result<(), SendTimeoutError<T>> {
+        self.send(value)
+            .map_err(|SendError(value)| SendTimeoutError::Disconnected(value))
     }
 
     pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {

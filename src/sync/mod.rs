@@ -41,7 +41,8 @@ mod imp {
 #[cfg(not(loom))]
 pub(crate) mod channel {
     pub(crate) use crossbeam_channel::{
-        bounded, unbounded, Receiver, RecvError, Sender, TryRecvError, TrySendError,
+        bounded, unbounded, Receiver, RecvError, SendTimeoutError, Sender, TryRecvError,
+        TrySendError,
     };
 
     /// Both ends of one channel.
