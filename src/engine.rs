@@ -68,8 +68,11 @@ use crate::registry::ReceiverId;
 use crate::reorder::{Rejected, ReorderWindow};
 use crate::slots::SlotTable;
 use crate::stats::DispatcherStats;
-use crate::sync::channel::{recv_either, Either, Receiver};
+use crate::sync::channel::{recv_either, recv_either_timeout, Either, Receiver, TimedOut};
 use crate::sync::Arc;
+
+/// How often the dispatcher wakes, while a spilling receiver's disk is failing, to retry it.
+const RETRY_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Data messages handled per wake-up before the clock is published.
 const BATCH: usize = 256;
@@ -113,6 +116,8 @@ pub(crate) struct Engine<T> {
     window_closes: Vec<(ReceiverId, u64)>,
     /// Whether the window released anything since `window_closes` was last looked at.
     window_moved: bool,
+    /// Spilling receivers whose disk is failing, between two lists of `dirty`.
+    failing_spills: Vec<ReceiverId>,
     /// Reused by broadcasts for the list of open receivers.
     broadcast_targets: Vec<ReceiverId>,
     /// Counts not yet added to the shared counters.
@@ -151,6 +156,7 @@ impl<T> Engine<T> {
             window_closes: Vec::new(),
             window_moved: false,
             broadcast_targets: Vec::new(),
+            failing_spills: Vec::new(),
             local: DispatcherStats::default(),
         }
     }
@@ -159,7 +165,16 @@ impl<T> Engine<T> {
     pub(crate) fn run(mut self) {
         loop {
             self.end_batch();
-            match recv_either(&self.data, &self.control) {
+            // With a failing disk, buffered records are retried even if no message comes.
+            let received = if self.dirty.is_empty() {
+                recv_either(&self.data, &self.control)
+            } else {
+                match recv_either_timeout(&self.data, &self.control, RETRY_TICK) {
+                    Ok(received) => received,
+                    Err(TimedOut) => continue,
+                }
+            };
+            match received {
                 None => break,
                 Some(Either::Right(control)) => self.apply_control(control, 0),
                 Some(Either::Left(envelope)) => {
@@ -201,13 +216,23 @@ impl<T> Engine<T> {
     fn flush_spills(&mut self) {
         // `pop` rather than `take`: the list keeps its capacity, so a receiver that spills
         // batch after batch costs no allocation per batch.
+        let mut failing = 0;
         while let Some(id) = self.dirty.pop() {
             if let Some(slot) = self.slots.get_mut(id) {
                 slot.dirty = false;
                 if let Some(inbox) = slot.inbox.as_mut() {
-                    inbox.flush();
+                    if !inbox.flush() {
+                        // Its disk is failing: records stay buffered (the reader's watermark is
+                        // capped below them) and are tried again after the next batch.
+                        slot.dirty = true;
+                        self.failing_spills.push(id);
+                        failing += 1;
+                    }
                 }
             }
+        }
+        if failing > 0 {
+            self.dirty.append(&mut self.failing_spills);
         }
     }
 

@@ -72,6 +72,15 @@ pub enum SendErrorKind {
         /// ([`Builder::disk_limit`](crate::Builder::disk_limit)).
         limit: u64,
     },
+    /// The receiver spills to disk and writes to it are failing (not full: refused by the
+    /// system, for example because the directory was deleted and cannot be created again).
+    /// Under [`DiskFull::Reject`](crate::DiskFull::Reject) at once, under `Block` after
+    /// waiting [`FAILING_DISK_WAIT`](crate::FAILING_DISK_WAIT) for it to recover. Messages
+    /// already accepted stay queued; [`SpillStats`](crate::SpillStats) shows the error.
+    DiskFailed {
+        /// The error the last write failed with.
+        kind: std::io::ErrorKind,
+    },
 }
 
 impl fmt::Display for SendErrorKind {
@@ -101,6 +110,12 @@ impl fmt::Display for SendErrorKind {
                 f,
                 "the receiver's spill is full ({limit} bytes on disk) and the policy is Reject"
             ),
+            SendErrorKind::DiskFailed { kind } => {
+                write!(
+                    f,
+                    "writes to the receiver's spill directory are failing ({kind})"
+                )
+            }
         }
     }
 }

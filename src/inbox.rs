@@ -37,7 +37,7 @@ use std::cell::{Cell, RefCell};
 use crate::clock::Clock;
 use crate::spill::reader::{SpillReader, Took};
 use crate::spill::shared::SpillShared;
-use crate::spill::writer::SpillWriter;
+use crate::spill::writer::{Flushed, SpillWriter};
 use crate::spill::SpillFault;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::channel::{self, TryRecvError, TrySendError};
@@ -190,9 +190,11 @@ impl<T> InboxWriter<T> {
     }
 
     /// Writes a spilling inbox's buffered records to disk (nothing for other inboxes).
-    pub(crate) fn flush(&mut self) {
-        if let Some(spill) = self.spill.as_mut() {
-            spill.flush();
+    /// Returns false if records are left for a later flush (its disk is failing).
+    pub(crate) fn flush(&mut self) -> bool {
+        match self.spill.as_mut() {
+            Some(spill) => spill.flush() == Flushed::Done,
+            None => true,
         }
     }
 
@@ -246,7 +248,11 @@ impl<T> InboxReader<T> {
     /// One look: close marker, clock, spill's committed count, queue, disk, in that order.
     fn look(&self, clock: &Clock) -> Looked<T> {
         let closed_at = self.flags.closed_at.load(Ordering::Acquire);
-        let now = clock.read();
+        let mut now = clock.read();
+        // After the clock, before `committed`: see `crate::spill::failure`.
+        if let Some(cap) = self.flags.spill.as_ref().and_then(|s| s.failure.cap()) {
+            now = now.min(cap);
+        }
         // After the clock, before the pop: see `crate::spill::queue`.
         let on_disk = self.spill.as_ref().is_some_and(|s| s.borrow().on_disk());
         let disconnected = match self.queue.try_recv() {
@@ -272,6 +278,15 @@ impl<T> InboxReader<T> {
                     None => {}
                 }
             }
+        }
+        // Nothing to deliver: a failing disk's notice comes before any watermark.
+        if let Some(notice) = self
+            .flags
+            .spill
+            .as_ref()
+            .and_then(|s| s.failure.next_notice())
+        {
+            return Looked::Ready(Polled::Fault(notice));
         }
         match closed_at {
             0 if disconnected => Looked::DisconnectedUnmarked,

@@ -116,6 +116,7 @@ pub use error::{
 };
 pub use receiver::{ClockedReceiver, TryIter};
 pub use sender::{ClockedBroadcaster, ClockedSender};
+pub use spill::failure::FAILING_DISK_WAIT;
 pub use spill::{DiskFull, FaultKind, SpillFault, SpillStats};
 pub use stats::DispatcherStats;
 

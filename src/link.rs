@@ -82,7 +82,9 @@ impl Shared {
 
     /// The broadcasters' disk-full gate: `Ok` unless some spilling receiver holds its sends;
     /// then fails under [`DiskFull::Reject`](crate::DiskFull::Reject), or waits until none
-    /// does.
+    /// does. A receiver whose disk is failing (not full) fails the broadcast with
+    /// `DiskFailed`: at once under `Reject`, after [`FAILING_DISK_WAIT`](crate::FAILING_DISK_WAIT)
+    /// under `Block`.
     pub(crate) fn admit_broadcast(&self) -> Result<(), SendErrorKind> {
         let Some(spill) = &self.spill else {
             return Ok(());
@@ -96,13 +98,20 @@ impl Shared {
         if !held() {
             return Ok(());
         }
-        if spill.config.when_full == crate::DiskFull::Reject {
+        let reject = spill.config.when_full == crate::DiskFull::Reject;
+        if reject && spill.failing_kind().is_none() {
             return Err(SendErrorKind::DiskFull {
                 limit: spill.config.disk_limit,
             });
         }
+        let failing_since = std::time::Instant::now();
         // Rare and long (a reader must free a segment): a sleeping poll is enough.
         while held() {
+            if let Some(kind) = spill.failing_kind() {
+                if reject || failing_since.elapsed() >= crate::FAILING_DISK_WAIT {
+                    return Err(SendErrorKind::DiskFailed { kind });
+                }
+            }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Ok(())

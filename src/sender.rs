@@ -90,9 +90,7 @@ impl<T> ClockedSender<T> {
         let Some(spill) = self.receiver.spill() else {
             return Ok(());
         };
-        spill
-            .admit()
-            .map_err(|limit| SendErrorKind::DiskFull { limit })?;
+        spill.admit()?;
         if self.receiver.receiver_alive() {
             Ok(())
         } else {

@@ -5,20 +5,12 @@
 
 #![cfg(target_os = "linux")]
 
-use clocked_dispatch::Builder;
+#[path = "support/rlimit.rs"]
+mod rlimit;
 
-fn limit_file_size(bytes: u64) {
-    // SAFETY: plain libc calls with valid arguments; ignoring SIGXFSZ makes an oversized
-    // write fail with EFBIG instead of killing the process.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit {
-            rlim_cur: bytes,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
-}
+use rlimit::limit_file_size;
+
+use clocked_dispatch::Builder;
 
 #[test]
 fn failing_writes_are_retried_and_lose_nothing() {

@@ -43,6 +43,8 @@ pub(crate) struct SpillRoot {
     next_receiver: AtomicU64,
     /// Receivers whose sends are held now; broadcasters wait (or fail) while it is not 0.
     pub(crate) held_receivers: AtomicUsize,
+    /// How many receivers' disks are failing now.
+    pub(crate) failing_receivers: AtomicUsize,
     receivers: Mutex<Vec<Weak<dyn ReceiverStatus>>>,
     /// The length of `receivers` after it was last pruned.
     pruned_at: Mutex<usize>,
@@ -82,6 +84,7 @@ impl SpillRoot {
             created_dir,
             next_receiver: AtomicU64::new(0),
             held_receivers: AtomicUsize::new(0),
+            failing_receivers: AtomicUsize::new(0),
             receivers: Mutex::new(Vec::new()),
             pruned_at: Mutex::new(16),
         }))
@@ -117,6 +120,19 @@ impl SpillRoot {
         receivers.push(Arc::downgrade(&receiver));
     }
 
+    /// The error of some receiver whose disk is failing now, if any (for the broadcasters'
+    /// gate; a cold path: one load when none is failing).
+    pub(crate) fn failing_kind(&self) -> Option<std::io::ErrorKind> {
+        if self.failing_receivers.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.receivers
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find_map(|receiver| receiver.failing_kind())
+    }
+
     /// The status of every live spilling receiver, in creation order.
     pub(crate) fn status(&self) -> Vec<SpillStats> {
         self.receivers
@@ -136,6 +152,8 @@ pub(crate) trait ReceiverStatus: Send + Sync {
     fn alive(&self) -> bool;
     /// Its current statistics.
     fn status(&self) -> SpillStats;
+    /// The error its disk writes fail with now, if they do.
+    fn failing_kind(&self) -> Option<std::io::ErrorKind>;
 }
 
 impl Drop for SpillRoot {

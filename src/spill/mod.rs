@@ -40,11 +40,11 @@
 //!
 //! # A failing disk
 //!
-//! A write that fails (`ENOSPC`, `EFBIG`, an I/O error) is cut back to the last whole record,
-//! counted in [`SpillStats::write_errors`], and retried in a fresh segment, with sends to that
-//! receiver held. The dispatcher thread waits between retries (1 ms, doubling to 100 ms), so
-//! while the disk keeps failing every pair pauses; it goes on as soon as a write succeeds or
-//! the receiver is dropped. Accepted data is never dropped.
+//! A write that fails (`ENOSPC`, `EFBIG`, an I/O error, a deleted directory) is cut back to the
+//! last whole record, counted in [`SpillStats::write_errors`], and retried at once in a fresh
+//! segment, after creating the receiver's directory again if it is gone. If that fails too, the
+//! disk is *failing*, which is not the same as full: the dispatcher never waits for it. See
+//! [`failure`] for what senders, the receiver and status queries see meanwhile.
 //!
 //! # Crash behaviour
 //!
@@ -61,6 +61,7 @@
 
 pub(crate) mod codec;
 pub(crate) mod dir;
+pub(crate) mod failure;
 pub(crate) mod queue;
 pub(crate) mod reader;
 pub(crate) mod record;
@@ -128,6 +129,14 @@ pub struct SpillStats {
     /// Whether sends to this receiver are held back now ([`DiskFull::Block`] or
     /// [`DiskFull::Reject`] with the budget used up, or a failing disk).
     pub sends_held: bool,
+    /// Whether writes to its disk are failing now (see [`FAILING_DISK_WAIT`](crate::FAILING_DISK_WAIT) and the module
+    /// doc): messages wait in memory, senders get
+    /// [`SendErrorKind::DiskFailed`](crate::SendErrorKind::DiskFailed).
+    pub disk_failing: bool,
+    /// The last write error, with the path it happened on; kept after the disk recovers.
+    pub disk_error: Option<String>,
+    /// Accepted messages lost because the disk was still failing when the receiver closed.
+    pub lost: u64,
     /// The highest stamp the receiver has returned.
     pub last_stamp: usize,
 }

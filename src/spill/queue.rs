@@ -13,7 +13,6 @@
 //!   record is delivered only if the reader's exchange succeeds, and counted as dropped only
 //!   if the writer's jump passed it, so nothing is both and nothing is neither.
 //!
-//!
 //! The writer's side is [`super::writer`], the reader's [`super::reader`], the state between
 //! them [`super::shared`].
 //!
@@ -29,11 +28,11 @@
 //!
 //! So the memory queue only receives a message when nothing older is on disk or buffered.
 //!
-//!
 //! # Reader (receiver thread), inside [`crate::inbox::InboxReader::poll`]
 //!
 //! ```text
-//! c = clock;  on_disk = committed > next;  pop the memory queue
+//! c = clock;  c = min(c, hold_below - 1)    (only while the disk is failing)
+//! on_disk = committed > next;  pop the memory queue
 //! if popped: deliver it                       (older than every disk record)
 //! else if on_disk: read record `next`
 //! else: nothing below c is anywhere: watermark c
@@ -44,8 +43,8 @@
 //! writer cannot have moved back to memory since; anything the pop returns is older than that
 //! record. If the pop finds memory empty, the record at `next` is the oldest message there
 //! is. And because the writer flushes before it publishes, a `committed` loaded after clock
-//! `c` covers every record stamped `<= c`.
-//!
+//! `c` covers every record stamped `<= c`, except records a failing disk refused: those are
+//! above the cap `hold_below - 1`, published before the clock (see [`super::failure`]).
 //!
 //! # Segments
 //!
@@ -55,7 +54,6 @@
 //! bumps `seals`, which the reader checks before trusting that the segment it reads is still
 //! the newest; the writer seals before it commits records to the next segment, so a reader
 //! that sees those records (through `committed`) also sees the seal.
-//!
 //!
 //! # Damage
 //!

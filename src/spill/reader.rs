@@ -1,28 +1,10 @@
 //! The receiver's end of a spilling inbox: reads disk records in order behind the memory
 //! queue, deletes what it has read, reports damage.
 //!
-//! # Reader (receiver thread), inside [`crate::inbox::InboxReader::poll`]
-//!
-//! ```text
-//! c = clock;  on_disk = committed > next;  pop the memory queue
-//! if popped: deliver it                       (older than every disk record)
-//! else if on_disk: read record `next`
-//! else: nothing below c is anywhere: watermark c
-//! ```
-//!
-//! Why loading `committed` *before* the pop is enough: if the loaded `committed` is above
-//! `next`, the record at `next` has not been delivered, so `read <= next < committed` and the
-//! writer cannot have moved back to memory since; anything the pop returns is older than that
-//! record. If the pop finds memory empty, the record at `next` is the oldest message there
-//! is. And because the writer flushes before it publishes, a `committed` loaded after clock
-//! `c` covers every record stamped `<= c`.
-//!
-//!
-//! # Damage
-//!
-//! A record that fails its checks poisons the rest of its segment: its framing can no longer
-//! be trusted. The reader skips to the segment's end, counts what it skipped in
-//! [`SpillStats::corrupted`], and returns a [`SpillFault`].
+//! The protocol it shares with the writer, and why the reader's loads suffice, are stated
+//! once, in [`super::queue`]. A record that fails its checks poisons the rest of its
+//! segment: the reader skips to the segment's end, counts what it skipped in
+//! [`SpillStats::corrupted`](crate::SpillStats::corrupted), and returns a [`SpillFault`].
 
 use std::fs;
 use std::path::PathBuf;

@@ -58,6 +58,15 @@ pub(crate) fn append<T>(
     Ok(())
 }
 
+/// The stamp of the record that `record` starts with (a whole record, as `append` wrote it).
+pub(crate) fn stamp_of(record: &[u8]) -> usize {
+    let mut stamp = [0u8; 8];
+    if let Some(bytes) = record.get(8..16) {
+        stamp.copy_from_slice(bytes);
+    }
+    usize::try_from(u64::from_le_bytes(stamp)).unwrap_or(usize::MAX)
+}
+
 /// Reads one record from `input`: verifies its length and checksum and returns its stamp,
 /// leaving the payload in `scratch`.
 pub(crate) fn read(input: &mut impl Read, scratch: &mut Vec<u8>) -> Result<usize, FaultKind> {

@@ -83,6 +83,20 @@ impl SegmentWriter {
         })
     }
 
+    /// Whether the file has been deleted while open (a `/tmp` cleaner): appends would still
+    /// succeed, into a file nobody can open again. One `fstat`.
+    pub(crate) fn unlinked(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.file.metadata().map_or(true, |meta| meta.nlink() == 0)
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
+    }
+
     /// Bytes in the file, header included.
     pub(crate) fn len(&self) -> u64 {
         self.committed

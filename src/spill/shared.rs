@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::error::SendErrorKind;
 use crate::spill::dir::{ReceiverStatus, SpillRoot};
+use crate::spill::failure::{Failure, FAILING_DISK_WAIT};
 use crate::spill::segment;
 use crate::spill::{DiskFull, SpillStats};
 
@@ -50,6 +52,9 @@ pub(crate) struct SpillShared {
     pub(super) unencodable: AtomicU64,
     pub(super) write_errors: AtomicU64,
     pub(super) last_stamp: AtomicUsize,
+    pub(super) lost: AtomicU64,
+    /// Whether writes are failing, and what the reader may report meanwhile.
+    pub(crate) failure: Failure,
 }
 
 impl SpillShared {
@@ -77,6 +82,8 @@ impl SpillShared {
             unencodable: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             last_stamp: AtomicUsize::new(seen),
+            lost: AtomicU64::new(0),
+            failure: Failure::new(),
         });
         root.register(shared.clone());
         shared
@@ -87,20 +94,59 @@ impl SpillShared {
 
     /// The sender-side gate: `Ok` at once unless sends are held; then, under
     /// [`DiskFull::Reject`], `Err(limit)`; otherwise waits until the reader frees room or goes.
-    pub(crate) fn admit(&self) -> Result<(), u64> {
+    ///
+    /// A failing disk (see [`crate::spill::failure`]) fails the send with `DiskFailed`: at
+    /// once under `Reject`, after at most [`FAILING_DISK_WAIT`] under `Block`.
+    pub(crate) fn admit(&self) -> Result<(), SendErrorKind> {
         if !self.held.load(Ordering::Acquire) {
             return Ok(());
         }
-        if self.root.config.when_full == DiskFull::Reject {
-            return Err(self.limit());
+        let reject = self.root.config.when_full == DiskFull::Reject;
+        if reject || self.failure.failing() {
+            if let Some(kind) = self.failure.failing_kind() {
+                if reject {
+                    return Err(SendErrorKind::DiskFailed { kind });
+                }
+                return self.wait_for_recovery();
+            }
+            if reject {
+                return Err(SendErrorKind::DiskFull {
+                    limit: self.limit(),
+                });
+            }
         }
         let mut guard = self.gate.lock();
         while self.held.load(Ordering::Acquire) && self.receiver_alive.load(Ordering::Acquire) {
+            if self.failure.failing() {
+                drop(guard);
+                return self.wait_for_recovery();
+            }
             // The timeout only guards against a missed notification; releases notify.
             self.gate_changed
                 .wait_for(&mut guard, Duration::from_millis(50));
         }
         Ok(())
+    }
+
+    /// Waits at most [`FAILING_DISK_WAIT`] for a failing disk to work again.
+    fn wait_for_recovery(&self) -> Result<(), SendErrorKind> {
+        let deadline = std::time::Instant::now() + FAILING_DISK_WAIT;
+        let mut guard = self.gate.lock();
+        while self.failure.failing() && self.receiver_alive.load(Ordering::Acquire) {
+            if self
+                .gate_changed
+                .wait_until(&mut guard, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        match self.failure.failing_kind() {
+            Some(kind) if self.receiver_alive.load(Ordering::Acquire) => {
+                Err(SendErrorKind::DiskFailed { kind })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Holds back sends to this receiver.
@@ -128,7 +174,9 @@ impl SpillShared {
 
     /// Releases the hold if the disk is back under its limit.
     pub(super) fn release_if_room(&self) {
+        // A failing disk stays held whatever room the reader frees.
         if self.held.load(Ordering::Acquire)
+            && !self.failure.failing()
             && self.disk_bytes.load(Ordering::Acquire) < self.limit()
         {
             self.release();
@@ -173,6 +221,9 @@ impl SpillShared {
             unencodable: self.unencodable.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
             sends_held: self.held.load(Ordering::Acquire),
+            disk_failing: self.failure.failing(),
+            disk_error: self.failure.last_error().map(|(_, text)| text),
+            lost: self.lost.load(Ordering::Relaxed),
             last_stamp: self.last_stamp.load(Ordering::Relaxed),
         }
     }
@@ -193,6 +244,9 @@ impl Drop for SpillShared {
         if self.held.load(Ordering::Acquire) {
             self.root.held_receivers.fetch_sub(1, Ordering::AcqRel);
         }
+        if self.failure.recovered() {
+            self.root.failing_receivers.fetch_sub(1, Ordering::AcqRel);
+        }
         // Writer and reader are both gone: nobody will read what is left.
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -205,5 +259,9 @@ impl ReceiverStatus for SpillShared {
 
     fn status(&self) -> SpillStats {
         self.stats()
+    }
+
+    fn failing_kind(&self) -> Option<std::io::ErrorKind> {
+        self.failure.failing_kind()
     }
 }

@@ -1,37 +1,16 @@
 //! The dispatcher's end of a spilling inbox: appends behind the memory queue, writes records
-//! to segment files, applies the disk limit.
+//! to segment files, applies the disk limit, rides out a failing disk.
 //!
-//! # Writer (dispatcher thread)
-//!
-//! ```text
-//! push(x):  if spilling and nothing buffered and read == committed: spilling = false
-//!           if not spilling: try the memory queue; if it is full: spilling = true
-//!           if spilling: append x's record to the write buffer
-//! flush():  (before every clock publish, and when the buffer is large)
-//!           apply the disk limit, write the buffer with one write(), committed += n
-//! ```
-//!
-//! So the memory queue only receives a message when nothing older is on disk or buffered.
-//!
-//!
-//! # Segments
-//!
-//! The writer appends to the newest segment and seals it (records its end index) when it
-//! reaches `segment_size`, after a write error, or when the reader asks (after finding damage
-//! in it). The reader deletes a segment as soon as it has read its last record. Each seal
-//! bumps `seals`, which the reader checks before trusting that the segment it reads is still
-//! the newest; the writer seals before it commits records to the next segment, so a reader
-//! that sees those records (through `committed`) also sees the seal.
-//!
-//!
-//! The reader's side, and why its loads suffice, are in [`super::queue`] and
-//! [`super::reader`].
+//! The protocol it shares with the reader (which index each side moves, which loads come
+//! first, when segments are sealed and deleted) is stated once, in [`super::queue`]; a failing
+//! disk is [`super::failure`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::spill::codec::EncodeFn;
+use crate::spill::failure::MAX_RETRY_PAUSE;
 use crate::spill::record;
 use crate::spill::segment::{self, SegmentWriter};
 use crate::spill::shared::{SegmentMeta, SpillShared};
@@ -41,8 +20,20 @@ use crate::sync::channel::{self, TrySendError};
 /// The write buffer is written out when it holds this much, even within a batch.
 const FLUSH_AT: usize = 64 * 1024;
 
-/// How long a failing write waits before it is tried again, at most.
-const MAX_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Whether a flush wrote everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// The buffer is empty.
+    Done,
+    /// The disk is failing; records wait in the buffer for a later flush.
+    Pending,
+}
+
+/// A failing disk's retry schedule.
+struct Failing {
+    retry_at: Instant,
+    pause: Duration,
+}
 
 /// The dispatcher's end of a spilling inbox.
 pub(crate) struct SpillWriter<T> {
@@ -57,6 +48,8 @@ pub(crate) struct SpillWriter<T> {
     committed: u64,
     next_segment: u64,
     memory_in: u64,
+    /// Set while writes fail.
+    failing: Option<Failing>,
 }
 
 impl<T> SpillWriter<T> {
@@ -71,6 +64,7 @@ impl<T> SpillWriter<T> {
             committed: 0,
             next_segment: 0,
             memory_in: 0,
+            failing: None,
         }
     }
 
@@ -123,7 +117,8 @@ impl<T> SpillWriter<T> {
             }
         }
         if self.buffer.len() >= FLUSH_AT {
-            self.flush();
+            // A failing disk leaves the records buffered; the end of the batch tries again.
+            let _ = self.flush();
         }
         Ok(true)
     }
@@ -132,14 +127,25 @@ impl<T> SpillWriter<T> {
     /// `segment_size` at record boundaries (a record larger than that gets a segment of its
     /// own), with one `write` per segment touched.
     ///
-    /// If the disk fails, holds sends to this receiver and retries, in a fresh segment, until
-    /// the write succeeds or the receiver is gone: the dispatcher waits (like
-    /// [`DiskFull::Block`]), and accepted data is never dropped.
-    pub(crate) fn flush(&mut self) {
+    /// Returns [`Flushed::Pending`] if records are left in the buffer because the disk is
+    /// failing (see [`crate::spill::failure`]): the caller must flush again later, and the
+    /// reader's watermark is capped below them meanwhile. Never sleeps.
+    pub(crate) fn flush(&mut self) -> Flushed {
         if self.record_ends.is_empty() {
-            return;
+            return Flushed::Done;
         }
-        if self.shared.seal_requested.swap(false, Ordering::AcqRel) {
+        if self
+            .failing
+            .as_ref()
+            .is_some_and(|failing| Instant::now() < failing.retry_at)
+        {
+            return Flushed::Pending;
+        }
+        if self.shared.seal_requested.swap(false, Ordering::AcqRel)
+            || self.segment.as_ref().is_some_and(SegmentWriter::unlinked)
+        {
+            // Asked by a reader that found damage, or the file was deleted under us: what is
+            // in it is lost (the reader reports it), nothing more goes there.
             self.seal();
         }
         self.apply_limit();
@@ -165,22 +171,16 @@ impl<T> SpillWriter<T> {
                 to_record += 1;
             }
             let to_byte = self.record_ends[to_record - 1];
-            let mut pause = Duration::from_millis(1);
-            let written = loop {
-                if !self.shared.receiver_alive.load(Ordering::Acquire) {
-                    self.buffer.clear();
-                    self.record_ends.clear();
-                    return;
-                }
-                match self.write_chunk(from_byte..to_byte) {
-                    Ok(written) => break written,
-                    Err(_) => {
-                        self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
-                        self.shared.hold();
-                        self.seal();
-                        std::thread::sleep(pause);
-                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
-                    }
+            if !self.shared.receiver_alive.load(Ordering::Acquire) {
+                self.discard();
+                return Flushed::Done;
+            }
+            let written = match self.write_repairing(from_byte..to_byte) {
+                Ok(written) => written,
+                Err(error) => {
+                    self.keep_unwritten(from_record, from_byte);
+                    self.start_failing(&error);
+                    return Flushed::Pending;
                 }
             };
             let records = (to_record - from_record) as u64;
@@ -199,13 +199,87 @@ impl<T> SpillWriter<T> {
         if self.buffer.capacity() > 4 * FLUSH_AT {
             self.buffer.shrink_to(FLUSH_AT);
         }
+        if self.failing.take().is_some() {
+            self.stop_failing();
+        }
         let over = self.shared.disk_bytes.load(Ordering::Acquire) >= self.shared.limit();
         if over && self.shared.root.config.when_full != DiskFull::DropOldest {
             self.shared.hold();
         } else if !over && self.shared.held.load(Ordering::Acquire) {
-            // A failing disk that recovered.
+            // Held for a failing disk that recovered, or for a limit no longer reached.
             self.shared.release();
         }
+        Flushed::Done
+    }
+
+    /// Writes `range`; if that fails, repairs what it can (a fresh segment, the receiver's
+    /// directory created again if it is gone) and tries once more.
+    fn write_repairing(&mut self, range: std::ops::Range<usize>) -> std::io::Result<u64> {
+        if let Ok(written) = self.write_chunk(range.clone()) {
+            return Ok(written);
+        }
+        self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.seal();
+        if !self.shared.dir.is_dir() {
+            // Deleted under us (a `/tmp` cleaner): what was in it is lost, and the reader
+            // reports it when it finds the files gone; what is buffered can still be saved.
+            let _ = std::fs::create_dir_all(&self.shared.dir);
+        }
+        self.write_chunk(range).inspect_err(|_| {
+            self.shared.write_errors.fetch_add(1, Ordering::Relaxed);
+            self.seal();
+        })
+    }
+
+    /// Drops the records before `from_record` (written) from the buffer, keeping the rest in
+    /// order, and caps the reader's watermark below the oldest one kept.
+    fn keep_unwritten(&mut self, from_record: usize, from_byte: usize) {
+        self.buffer.drain(..from_byte);
+        self.record_ends.drain(..from_record);
+        for end in &mut self.record_ends {
+            *end -= from_byte;
+        }
+        // Stored after `committed` (by the writes above) and before the clock is published.
+        self.shared
+            .failure
+            .set_unwritten(Some(record::stamp_of(&self.buffer)));
+    }
+
+    /// A write failed even after repair: hold sends, tell the reader once, retry later.
+    fn start_failing(&mut self, error: &std::io::Error) {
+        let pause = match &self.failing {
+            Some(failing) => (failing.pause * 2).min(MAX_RETRY_PAUSE),
+            None => Duration::from_millis(1),
+        };
+        self.failing = Some(Failing {
+            retry_at: Instant::now() + pause,
+            pause,
+        });
+        let shared = &self.shared;
+        if shared.failure.failed(error, &shared.dir) {
+            shared.root.failing_receivers.fetch_add(1, Ordering::AcqRel);
+            shared.failure.notify(error.kind(), &shared.dir, 0);
+        }
+        shared.hold();
+    }
+
+    /// Writes work again (or nobody is left to write for): lift the cap and the failure.
+    fn stop_failing(&mut self) {
+        self.failing = None;
+        self.shared.failure.set_unwritten(None);
+        if self.shared.failure.recovered() {
+            self.shared
+                .root
+                .failing_receivers
+                .fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The receiver is gone: nothing buffered will be read.
+    fn discard(&mut self) {
+        self.buffer.clear();
+        self.record_ends.clear();
+        self.stop_failing();
     }
 
     /// Writes `range` of the buffer to the current segment (opening one if needed); returns
@@ -259,9 +333,21 @@ impl<T> SpillWriter<T> {
     }
 
     /// Writes what is buffered and seals the segment: nothing more will come (the inbox is
-    /// closing), so the reader deletes the last segment as soon as it has read it.
+    /// closing), so the reader deletes the last segment as soon as it has read it. A failing
+    /// disk gets one last attempt; what it still refuses is lost, counted in
+    /// [`SpillStats::lost`](crate::SpillStats::lost) and reported to the reader.
     pub(crate) fn finish(&mut self) {
-        self.flush();
+        if let Some(failing) = self.failing.as_mut() {
+            failing.retry_at = Instant::now();
+        }
+        if self.flush() == Flushed::Pending {
+            let lost = self.record_ends.len() as u64;
+            self.shared.lost.fetch_add(lost, Ordering::Relaxed);
+            if let Some(kind) = self.shared.failure.failing_kind() {
+                self.shared.failure.notify(kind, &self.shared.dir, lost);
+            }
+            self.discard();
+        }
         self.seal();
     }
 

@@ -259,3 +259,17 @@ pub(crate) fn recv_either<A, B>(left: &Receiver<A>, right: &Receiver<B>) -> Opti
         }
     }
 }
+
+/// [`recv_either_timeout`] gave up waiting (never, in this twin).
+#[derive(Debug)]
+pub(crate) struct TimedOut;
+
+/// The production version gives up after `timeout`; it is used only while a spill's disk is
+/// failing, and spill does not run inside loom models, so this twin simply waits.
+pub(crate) fn recv_either_timeout<A, B>(
+    left: &Receiver<A>,
+    right: &Receiver<B>,
+    _timeout: std::time::Duration,
+) -> Result<Option<Either<A, B>>, TimedOut> {
+    Ok(recv_either(left, right))
+}

@@ -77,6 +77,39 @@ pub(crate) mod channel {
             },
         }
     }
+
+    /// [`recv_either`] gave up waiting.
+    #[derive(Debug)]
+    pub(crate) struct TimedOut;
+
+    /// Like [`recv_either`], giving up after `timeout` (which may then be spent waiting on
+    /// one channel alone, once the other is disconnected).
+    pub(crate) fn recv_either_timeout<A, B>(
+        left: &Receiver<A>,
+        right: &Receiver<B>,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Either<A, B>>, TimedOut> {
+        use crossbeam_channel::RecvTimeoutError::{Disconnected, Timeout};
+        crossbeam_channel::select_biased! {
+            recv(right) -> got => match got {
+                Ok(b) => Ok(Some(Either::Right(b))),
+                Err(RecvError) => match left.recv_timeout(timeout) {
+                    Ok(a) => Ok(Some(Either::Left(a))),
+                    Err(Timeout) => Err(TimedOut),
+                    Err(Disconnected) => Ok(None),
+                },
+            },
+            recv(left) -> got => match got {
+                Ok(a) => Ok(Some(Either::Left(a))),
+                Err(RecvError) => match right.recv_timeout(timeout) {
+                    Ok(b) => Ok(Some(Either::Right(b))),
+                    Err(Timeout) => Err(TimedOut),
+                    Err(Disconnected) => Ok(None),
+                },
+            },
+            default(timeout) => Err(TimedOut),
+        }
+    }
 }
 
 #[cfg(loom)]
