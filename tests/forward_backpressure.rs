@@ -123,6 +123,13 @@ fn a_stale_stamp_fails_at_once_whichever_call() {
     let (tx, rx) = d.new("tx", "rx");
     tx.forward(Some('a'), 1).unwrap();
     assert_eq!(rx.recv(), Ok((Some('a'), 1)));
+    // The receiver can take stamp 1 before the dispatcher publishes it at the end of its
+    // batch; senders check against the published clock, so wait for it.
+    let started = Instant::now();
+    while d.stats().clock < 1 {
+        assert!(started.elapsed() < HANG, "stamp 1 never published");
+        std::thread::yield_now();
+    }
     let stale = SendErrorKind::StaleStamp {
         stamp: 1,
         released: 1,
