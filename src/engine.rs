@@ -67,9 +67,13 @@ use std::collections::VecDeque;
 use crate::registry::ReceiverId;
 use crate::reorder::{Rejected, ReorderWindow};
 use crate::slots::SlotTable;
+
+mod closing;
+
 use crate::stats::DispatcherStats;
 use crate::sync::channel::{recv_either, recv_either_timeout, Either, Receiver, TimedOut};
 use crate::sync::Arc;
+use closing::PendingClose;
 
 /// How often the dispatcher wakes, while a spilling receiver's disk is failing, to retry it.
 const RETRY_TICK: std::time::Duration = std::time::Duration::from_millis(10);
@@ -83,15 +87,6 @@ enum Held<T> {
     Nothing,
     Unicast(ReceiverId, T),
     Broadcast(T, Cloner<T>),
-}
-
-/// A receiver that lost its last sender, and the `handled` count after which the data queued
-/// at that moment has been handled.
-struct PendingClose {
-    id: ReceiverId,
-    /// The slot's epoch when the close was queued.
-    epoch: u64,
-    after: u64,
 }
 
 pub(crate) struct Engine<T> {
@@ -442,53 +437,6 @@ impl<T> Engine<T> {
                 }
             }
         }
-    }
-
-    /// Closes (and frees) the receivers whose close is due. Looks only at closes that are due,
-    /// and at those waiting on the window when it has moved.
-    fn settle_closes(&mut self) {
-        if self.window_moved && !self.window_closes.is_empty() {
-            let waiting = std::mem::take(&mut self.window_closes);
-            for (id, epoch) in waiting {
-                self.settle(id, epoch);
-            }
-        }
-        self.window_moved = false;
-        while self
-            .pending_closes
-            .front()
-            .is_some_and(|close| close.after <= self.handled)
-        {
-            if let Some(close) = self.pending_closes.pop_front() {
-                self.settle(close.id, close.epoch);
-            }
-        }
-    }
-
-    /// One due close: wait for the window, stay open for broadcasters, or close and free.
-    fn settle(&mut self, id: ReceiverId, epoch: u64) {
-        let broadcasters = self.broadcasters;
-        let held_broadcasts = self.held_broadcasts;
-        let Some(slot) = self.slots.get_mut(id).filter(|slot| slot.epoch == epoch) else {
-            return; // Freed by an earlier close of the same receiver (and perhaps reused).
-        };
-        if slot.senders > 0 {
-            return;
-        }
-        if slot.held > 0 || held_broadcasts > 0 {
-            self.window_closes.push((id, epoch));
-            return;
-        }
-        if broadcasters > 0 && slot.inbox.is_some() {
-            // Broadcasters keep it open; it is looked at again when the last one leaves.
-            return;
-        }
-        if let Some(inbox) = self.slots.take_inbox(id) {
-            inbox.close(self.published);
-        }
-        self.slots.free(id);
-        self.shared.registry.lock().release_id(id);
-        self.shared.counters.set_receivers(self.slots.len());
     }
 
     /// Every handle is gone: release what the window holds, close every inbox.

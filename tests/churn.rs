@@ -62,3 +62,25 @@ fn broadcasters_do_not_pin_dropped_receivers() {
     // The live receiver got every broadcast.
     assert_eq!(broadcasts_seen, 5_000);
 }
+
+#[test]
+fn closes_held_behind_a_forwarded_broadcast_settle_once_it_is_released() {
+    let d = clocked_dispatch::new::<u64>(64);
+    let (tx, rx) = d.new("live-tx", "live");
+    let broadcaster = tx.clone("b").into_broadcaster();
+    // Stamp 2 is a broadcast held in the reorder window until stamp 1 is accounted for.
+    broadcaster.broadcast_forward(Some(2), 2).unwrap();
+    for i in 0..2_000 {
+        let (ctx, crx) = d.new("churn-tx", format!("churn-{i}"));
+        drop((ctx, crx));
+    }
+    tx.forward(None, 1).unwrap();
+    assert_eq!(rx.recv(), Ok((Some(2), 2)));
+    // Two more round trips: the closes queued behind the broadcast have settled after them.
+    for stamp in 3..5 {
+        tx.forward(Some(stamp as u64), stamp).unwrap();
+        assert_eq!(rx.recv(), Ok((Some(stamp as u64), stamp)));
+    }
+    let stats = d.stats();
+    assert!(stats.receiver_slots <= 2, "{} slots", stats.receiver_slots);
+}

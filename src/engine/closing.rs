@@ -1,0 +1,66 @@
+//! Closing receivers, and forgetting them: the part of the dispatcher loop that settles
+//! pending closes (see "Closing and forgetting" in [`super`]).
+
+use super::Engine;
+use crate::registry::ReceiverId;
+
+/// A receiver that lost its last sender, and the `handled` count after which the data queued
+/// at that moment has been handled.
+pub(super) struct PendingClose {
+    pub(super) id: ReceiverId,
+    /// The slot's epoch when the close was queued.
+    pub(super) epoch: u64,
+    pub(super) after: u64,
+}
+
+impl<T> Engine<T> {
+    /// Closes (and frees) the receivers whose close is due. Looks only at closes that are due,
+    /// and at those waiting on the window when it has moved.
+    pub(super) fn settle_closes(&mut self) {
+        // While a broadcast waits in the window no close can settle: don't look.
+        if self.window_moved && self.held_broadcasts == 0 && !self.window_closes.is_empty() {
+            let waiting = std::mem::take(&mut self.window_closes);
+            for (id, epoch) in waiting {
+                self.settle(id, epoch);
+            }
+        }
+        if self.held_broadcasts == 0 {
+            self.window_moved = false;
+        }
+        while self
+            .pending_closes
+            .front()
+            .is_some_and(|close| close.after <= self.handled)
+        {
+            if let Some(close) = self.pending_closes.pop_front() {
+                self.settle(close.id, close.epoch);
+            }
+        }
+    }
+
+    /// One due close: wait for the window, stay open for broadcasters, or close and free.
+    fn settle(&mut self, id: ReceiverId, epoch: u64) {
+        let broadcasters = self.broadcasters;
+        let held_broadcasts = self.held_broadcasts;
+        let Some(slot) = self.slots.get_mut(id).filter(|slot| slot.epoch == epoch) else {
+            return; // Freed by an earlier close of the same receiver (and perhaps reused).
+        };
+        if slot.senders > 0 {
+            return;
+        }
+        if slot.held > 0 || held_broadcasts > 0 {
+            self.window_closes.push((id, epoch));
+            return;
+        }
+        if broadcasters > 0 && slot.inbox.is_some() {
+            // Broadcasters keep it open; it is looked at again when the last one leaves.
+            return;
+        }
+        if let Some(inbox) = self.slots.take_inbox(id) {
+            inbox.close(self.published);
+        }
+        self.slots.free(id);
+        self.shared.registry.lock().release_id(id);
+        self.shared.counters.set_receivers(self.slots.len());
+    }
+}
