@@ -41,7 +41,7 @@ use crate::spill::writer::{Flushed, SpillWriter};
 use crate::spill::SpillFault;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::channel::{self, TryRecvError, TrySendError};
-use crate::sync::{Arc, Parker, Unparker};
+use crate::sync::{Arc, Mutex, Parker, Unparker};
 
 /// A payload and its stamp.
 pub(crate) type Stamped<T> = (T, usize);
@@ -53,6 +53,8 @@ pub(crate) struct InboxFlags {
     /// Cleared when the `ClockedReceiver` is dropped; senders check it to fail fast.
     receiver_alive: AtomicBool,
     unparker: Unparker,
+    /// A [`Select`](crate::Select) waiting on this inbox among others: unparked on close.
+    selector: Mutex<Option<Unparker>>,
     /// The spill state, for senders' disk-full gate and status queries.
     spill: Option<std::sync::Arc<SpillShared>>,
 }
@@ -155,6 +157,7 @@ fn build<T>(
         closed_at: AtomicUsize::new(0),
         receiver_alive: AtomicBool::new(true),
         unparker: parker.unparker().clone(),
+        selector: Mutex::new(None),
         spill: spill_shared,
     });
     let writer = InboxWriter {
@@ -215,6 +218,11 @@ impl<T> InboxWriter<T> {
             .closed_at
             .store(final_clock + 1, Ordering::Release);
         self.flags.unparker.unpark();
+        // A selector registers under this lock before its last look: either it sees the
+        // marker stored above, or this sees its registration.
+        if let Some(selector) = self.flags.selector.lock().as_ref() {
+            selector.unpark();
+        }
         // Dropping `self.queue` disconnects it; the reader still drains what is queued.
     }
 }
@@ -320,6 +328,19 @@ impl<T> InboxReader<T> {
     /// The spill state, if this inbox spills.
     pub(crate) fn spill_stats(&self) -> Option<crate::spill::SpillStats> {
         self.flags.spill.as_ref().map(|spill| spill.stats())
+    }
+
+    /// Registers a selector's `unparker` for this inbox's wake-ups (clock and close); the
+    /// selector looks again before it parks. Undone by [`unwatch`](Self::unwatch).
+    pub(crate) fn watch(&self, clock: &Clock, key: usize, unparker: &Unparker) {
+        *self.flags.selector.lock() = Some(unparker.clone());
+        clock.sleep(key, unparker);
+    }
+
+    /// Removes what [`watch`](Self::watch) registered.
+    pub(crate) fn unwatch(&self, clock: &Clock, key: usize) {
+        *self.flags.selector.lock() = None;
+        clock.wake(key);
     }
 
     /// Parks until woken, having registered as a sleeper; `recheck` runs after registering and

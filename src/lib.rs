@@ -102,6 +102,8 @@ pub mod pipeline;
 mod receiver;
 mod registry;
 mod reorder;
+mod select;
+mod selectable;
 mod sender;
 mod slots;
 mod spill;
@@ -115,6 +117,7 @@ pub use error::{
     SpillSetupError,
 };
 pub use receiver::{ClockedReceiver, TryIter};
+pub use select::{Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError};
 pub use sender::{ClockedBroadcaster, ClockedSender};
 pub use spill::failure::FAILING_DISK_WAIT;
 pub use spill::{DiskFull, FaultKind, SpillFault, SpillStats};

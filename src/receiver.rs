@@ -4,6 +4,7 @@
 //! A blocking read that finds nothing spins briefly (`Backoff`), then registers as a sleeper,
 //! polls once more, and parks until the dispatcher publishes a new clock, delivers, or closes.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::error::RecvCheckedError;
 use crate::inbox::{InboxReader, Polled};
 use crate::link::Shared;
+use crate::selectable::Selectable;
 use crate::spill::{SpillFault, SpillStats};
 use crate::sync::{Arc, Backoff};
 
@@ -59,6 +61,11 @@ pub struct ClockedReceiver<T> {
     name: String,
     inbox: InboxReader<T>,
     shared: Arc<Shared>,
+    /// What a [`Select`](crate::Select) read to learn the receiver was ready: the next read
+    /// returns it. `stashed` says whether `stash` holds something, so a read that finds it
+    /// empty pays one load.
+    stash: Cell<Option<Ended<T>>>,
+    stashed: Cell<bool>,
 }
 
 /// What a wait ended with.
@@ -82,6 +89,8 @@ impl<T> ClockedReceiver<T> {
             name,
             inbox,
             shared,
+            stash: Cell::new(None),
+            stashed: Cell::new(false),
         }
     }
 
@@ -194,6 +203,12 @@ impl<T> ClockedReceiver<T> {
     }
 
     fn poll(&self, faults: Faults) -> Option<Ended<T>> {
+        if self.stashed.get() {
+            self.stashed.set(false);
+            if let Some(ended) = self.stash.take() {
+                return Some(ended);
+            }
+        }
         loop {
             return match self.inbox.poll(&self.shared.clock) {
                 Polled::Data(value, stamp) => Some(Ended::Got((Some(value), stamp))),
@@ -234,6 +249,30 @@ impl<T> ClockedReceiver<T> {
                 return ended;
             }
         }
+    }
+}
+
+impl<T> Selectable for ClockedReceiver<T> {
+    fn is_ready(&self) -> bool {
+        if self.stashed.get() {
+            return true;
+        }
+        match self.poll(Faults::Skip) {
+            Some(ended) => {
+                self.stash.set(Some(ended));
+                self.stashed.set(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn watch(&self, key: usize, unparker: &crate::sync::Unparker) {
+        self.inbox.watch(&self.shared.clock, key, unparker);
+    }
+
+    fn unwatch(&self, key: usize) {
+        self.inbox.unwatch(&self.shared.clock, key);
     }
 }
 

@@ -213,3 +213,55 @@ fn forwarder_waiting_for_the_window_is_woken_by_a_publish() {
         t.join().unwrap();
     });
 }
+
+/// Model 7: a `Select` over two receivers parks; a delivery to the second races the
+/// selector's registration. The dispatcher's publish must wake it (or its last look must see
+/// the message): no lost wake-up.
+#[test]
+fn select_is_woken_by_a_delivery() {
+    loom::model(|| {
+        let d = clocked_dispatch::new(1);
+        let (tx_a, rx_a) = d.new("tx_a", "a");
+        let (tx_b, rx_b) = d.new("tx_b", "b");
+        drop(d);
+        let t = thread::spawn(move || {
+            tx_b.send(2).unwrap();
+            tx_b
+        });
+        let mut sel = clocked_dispatch::Select::new();
+        sel.recv(&rx_a);
+        sel.recv(&rx_b);
+        loop {
+            let op = sel.select();
+            if op.index() == 1 {
+                if let (Some(value), stamp) = op.recv(&rx_b).unwrap() {
+                    assert_eq!((value, stamp), (2, 1));
+                    break;
+                }
+            } else {
+                // Only a watermark can reach `a`.
+                assert_eq!(op.recv(&rx_a), Ok((None, 1)));
+            }
+        }
+        drop(tx_a);
+        drop(t.join().unwrap());
+    });
+}
+
+/// Model 8: a `Select` parks on a receiver whose last sender is dropped concurrently. A close
+/// moves no clock: only the inbox's selector slot can wake it, and the race between the close
+/// marker and the registration must not lose the wake-up.
+#[test]
+fn select_is_woken_by_a_close() {
+    loom::model(|| {
+        let d = clocked_dispatch::new::<u8>(1);
+        let (tx, rx) = d.new("tx", "rx");
+        drop(d);
+        let t = thread::spawn(move || drop(tx));
+        let mut sel = clocked_dispatch::Select::new();
+        sel.recv(&rx);
+        let op = sel.select();
+        assert_eq!(op.recv(&rx), Err(RecvError));
+        t.join().unwrap();
+    });
+}
