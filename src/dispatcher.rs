@@ -12,6 +12,7 @@ use crate::spill::dir::SpillRoot;
 use crate::spill::queue::spill_queue;
 use crate::spill::{Codec, SpillStats};
 use crate::stats::DispatcherStats;
+use crate::status::Status;
 use crate::sync::thread;
 
 /// A handle on one dispatcher thread; creates the channels that share its clock.
@@ -148,9 +149,11 @@ impl<T: Send> Dispatcher<T> {
         // receiver existed, so none of them can be for it.
         let seen = shared.clock.read();
         let (writer, reader) = match &self.spill {
-            None => inbox(shared.inbox_capacity, seen),
+            None => inbox(receiver.clone(), shared.inbox_capacity, seen),
             Some((root, codec)) => match spill_queue(root, &receiver, *codec, seen) {
-                Ok(spill) => spilling_inbox(root.config.memory_capacity, seen, spill),
+                Ok(spill) => {
+                    spilling_inbox(receiver.clone(), root.config.memory_capacity, seen, spill)
+                }
                 Err(e) => return Err(give_back(HandleError::SpillDirectory(e.kind()))),
             },
         };
@@ -161,7 +164,8 @@ impl<T: Send> Dispatcher<T> {
         {
             return Err(give_back(HandleError::DispatcherGone));
         }
-        let rx = ClockedReceiver::new(receiver, reader, shared.clone());
+        let listed = shared.list_receiver(flags.clone());
+        let rx = ClockedReceiver::new(receiver, reader, shared.clone(), listed);
         let tx = ClockedSender::joined(sender.into(), id, flags, self.link.clone());
         Ok((tx, rx))
     }
@@ -170,6 +174,22 @@ impl<T: Send> Dispatcher<T> {
     pub fn stats(&self) -> DispatcherStats {
         let shared = &self.link.shared;
         shared.counters.snapshot(shared.clock.read())
+    }
+
+    /// A snapshot of every live receiver: lag, backlog in memory and on disk, drops and
+    /// damage, in creation order; prints as a table (see [`Status`]). Cheap enough to call
+    /// every second from a monitoring thread: it reads counters, and the only lock it takes is
+    /// the list of live receivers, never one the dispatcher thread waits on.
+    pub fn status(&self) -> Status {
+        let shared = &self.link.shared;
+        let clock = shared.clock.read();
+        let receivers = shared
+            .live
+            .lock()
+            .values()
+            .map(|flags| flags.status(clock))
+            .collect();
+        Status { clock, receivers }
     }
 
     /// The mode, once the first data message has fixed it.

@@ -353,7 +353,7 @@ impl<T> Engine<T> {
             Err(PushError::Full(item)) => {
                 // Let everyone else see every stamp before this one while we wait.
                 self.publish_through(stamp - 1);
-                match self.slot_mut(to).and_then(|slot| slot.inbox.as_ref()) {
+                match self.slot_mut(to).and_then(|slot| slot.inbox.as_mut()) {
                     Some(inbox) => inbox.push_blocking(item).is_err(),
                     None => true,
                 }

@@ -39,6 +39,7 @@ use crate::spill::reader::{SpillReader, Took};
 use crate::spill::shared::SpillShared;
 use crate::spill::writer::{Flushed, SpillWriter};
 use crate::spill::SpillFault;
+use crate::status::{Gauges, ReceiverStatus};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::channel::{self, TryRecvError, TrySendError};
 use crate::sync::{Arc, Mutex, Parker, Unparker};
@@ -57,6 +58,8 @@ pub(crate) struct InboxFlags {
     selector: Mutex<Option<Unparker>>,
     /// The spill state, for senders' disk-full gate and status queries.
     spill: Option<std::sync::Arc<SpillShared>>,
+    /// For status queries: see [`crate::status`].
+    gauges: Gauges,
 }
 
 impl InboxFlags {
@@ -76,6 +79,8 @@ pub(crate) struct InboxWriter<T> {
     queue: channel::Sender<Stamped<T>>,
     flags: Arc<InboxFlags>,
     spill: Option<SpillWriter<T>>,
+    /// Payloads pushed into the memory queue so far.
+    pushed: u64,
 }
 
 /// The receiver's end.
@@ -86,6 +91,8 @@ pub(crate) struct InboxReader<T> {
     /// The highest stamp returned so far (data or watermark).
     last_seen: Cell<usize>,
     spill: Option<RefCell<SpillReader<T>>>,
+    /// Payloads taken from the memory queue so far.
+    taken: Cell<u64>,
 }
 
 /// What one look at the inbox found.
@@ -128,21 +135,27 @@ pub(crate) enum PushError<T> {
 
 /// A new inbox holding at most `capacity` payloads (at least 1), whose reader has seen
 /// everything up to `seen`.
-pub(crate) fn inbox<T>(capacity: usize, seen: usize) -> (InboxWriter<T>, InboxReader<T>) {
-    build(capacity, seen, None)
+pub(crate) fn inbox<T>(
+    name: String,
+    capacity: usize,
+    seen: usize,
+) -> (InboxWriter<T>, InboxReader<T>) {
+    build(name, capacity, seen, None)
 }
 
 /// A new inbox that keeps at most `capacity` payloads in memory and spills the rest through
 /// `spill`.
 pub(crate) fn spilling_inbox<T>(
+    name: String,
     capacity: usize,
     seen: usize,
     spill: (SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>),
 ) -> (InboxWriter<T>, InboxReader<T>) {
-    build(capacity, seen, Some(spill))
+    build(name, capacity, seen, Some(spill))
 }
 
 fn build<T>(
+    name: String,
     capacity: usize,
     seen: usize,
     spill: Option<(SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>)>,
@@ -159,11 +172,13 @@ fn build<T>(
         unparker: parker.unparker().clone(),
         selector: Mutex::new(None),
         spill: spill_shared,
+        gauges: Gauges::new(name, seen),
     });
     let writer = InboxWriter {
         queue: tx,
         flags: flags.clone(),
         spill: spill_writer,
+        pushed: 0,
     };
     let reader = InboxReader {
         queue: rx,
@@ -171,8 +186,38 @@ fn build<T>(
         parker,
         last_seen: Cell::new(seen),
         spill: spill_reader,
+        taken: Cell::new(0),
     };
     (writer, reader)
+}
+
+impl InboxFlags {
+    /// Messages waiting in memory and on disk.
+    pub(crate) fn backlog(&self) -> u64 {
+        let on_disk = self.spill.as_ref().map_or(0, |spill| spill.gauges().0);
+        self.gauges.in_memory() + on_disk
+    }
+
+    /// This inbox's row of a status snapshot, against the published clock `clock`.
+    pub(crate) fn status(&self, clock: usize) -> ReceiverStatus {
+        let gauges = &self.gauges;
+        let last_stamp = gauges.last_stamp();
+        let mut row = ReceiverStatus {
+            name: gauges.name.clone(),
+            lag: clock.saturating_sub(last_stamp),
+            last_stamp,
+            in_memory: gauges.in_memory(),
+            ..ReceiverStatus::default()
+        };
+        if let Some(spill) = &self.spill {
+            let (on_disk, disk_bytes, dropped, corrupted) = spill.gauges();
+            row.on_disk = on_disk;
+            row.disk_bytes = disk_bytes;
+            row.dropped = dropped;
+            row.corrupted = corrupted;
+        }
+        row
+    }
 }
 
 impl<T> InboxWriter<T> {
@@ -181,12 +226,18 @@ impl<T> InboxWriter<T> {
         if let Some(spill) = self.spill.as_mut() {
             return match spill.push(&self.queue, item) {
                 Ok(true) => Ok(Pushed::Buffered),
-                Ok(false) => Ok(Pushed::Memory),
+                Ok(false) => {
+                    self.count_pushed();
+                    Ok(Pushed::Memory)
+                }
                 Err(item) => Err(PushError::Gone(item)),
             };
         }
         match self.queue.try_send(item) {
-            Ok(()) => Ok(Pushed::Memory),
+            Ok(()) => {
+                self.count_pushed();
+                Ok(Pushed::Memory)
+            }
             Err(TrySendError::Full(item)) => Err(PushError::Full(item)),
             Err(TrySendError::Disconnected(item)) => Err(PushError::Gone(item)),
         }
@@ -202,8 +253,15 @@ impl<T> InboxWriter<T> {
     }
 
     /// Pushes, waiting for room; gives the payload back if the receiver goes away meanwhile.
-    pub(crate) fn push_blocking(&self, item: Stamped<T>) -> Result<(), Stamped<T>> {
-        self.queue.send(item).map_err(|e| e.0)
+    pub(crate) fn push_blocking(&mut self, item: Stamped<T>) -> Result<(), Stamped<T>> {
+        self.queue.send(item).map_err(|e| e.0)?;
+        self.count_pushed();
+        Ok(())
+    }
+
+    fn count_pushed(&mut self) {
+        self.pushed += 1;
+        self.flags.gauges.pushed(self.pushed);
     }
 
     /// Closes the inbox at watermark `final_clock` and wakes the reader.
@@ -268,6 +326,8 @@ impl<T> InboxReader<T> {
                 if let Some(spill) = &self.spill {
                     spill.borrow_mut().took_from_memory();
                 }
+                self.taken.set(self.taken.get() + 1);
+                self.flags.gauges.taken(self.taken.get());
                 self.saw(stamp);
                 return Looked::Ready(Polled::Data(value, stamp));
             }
@@ -320,6 +380,7 @@ impl<T> InboxReader<T> {
     /// Records `stamp` as the highest returned.
     fn saw(&self, stamp: usize) {
         self.last_seen.set(stamp);
+        self.flags.gauges.returned(stamp);
         if let Some(spill) = &self.spill {
             spill.borrow().shared().note_seen(stamp);
         }

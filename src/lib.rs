@@ -108,6 +108,7 @@ mod sender;
 mod slots;
 mod spill;
 mod stats;
+mod status;
 mod sync;
 
 pub use builder::{Builder, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE, MAX_PREALLOCATED_BYTES};
@@ -122,6 +123,7 @@ pub use sender::{ClockedBroadcaster, ClockedSender};
 pub use spill::failure::FAILING_DISK_WAIT;
 pub use spill::{DiskFull, FaultKind, SpillFault, SpillStats};
 pub use stats::DispatcherStats;
+pub use status::{ReceiverStatus, Status};
 
 /// How many values [`ClockedSender::send_all`] hands to the dispatcher at once.
 pub const SEND_ALL_CHUNK: usize = 64;

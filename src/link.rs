@@ -2,13 +2,16 @@
 
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+
 use crate::clock::{Clock, Waited};
 use crate::error::{Mode, SendErrorKind};
+use crate::inbox::InboxFlags;
 use crate::intake::{Control, Envelope};
 use crate::registry::Registry;
 use crate::spill::dir::SpillRoot;
 use crate::stats::Counters;
-use crate::sync::atomic::{AtomicU8, Ordering::SeqCst};
+use crate::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
 use crate::sync::channel::{SendTimeoutError, Sender};
 use crate::sync::{Arc, Mutex};
 
@@ -20,6 +23,10 @@ const MODE_FORWARDING: u8 = 2;
 pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) registry: Mutex<Registry>,
+    /// Every live receiver's inbox flags, by creation number, for status queries. Taken by
+    /// receivers as they come and go and by status queries; never by the dispatcher thread.
+    pub(crate) live: Mutex<BTreeMap<u64, Arc<InboxFlags>>>,
+    next_live: AtomicU64,
     pub(crate) counters: Counters,
     /// How far ahead of the released clock a forwarded stamp may be.
     pub(crate) reorder_window: usize,
@@ -40,12 +47,21 @@ impl Shared {
         Shared {
             clock: Clock::new(seed),
             registry: Mutex::new(Registry::default()),
+            live: Mutex::new(BTreeMap::new()),
+            next_live: AtomicU64::new(0),
             counters: Counters::default(),
             reorder_window,
             inbox_capacity,
             spill,
             mode: AtomicU8::new(MODE_UNSET),
         }
+    }
+
+    /// Lists a new receiver's inbox for status queries; returns the key it is listed under.
+    pub(crate) fn list_receiver(&self, flags: Arc<InboxFlags>) -> u64 {
+        let key = self.next_live.fetch_add(1, SeqCst);
+        self.live.lock().insert(key, flags);
+        key
     }
 
     /// The mode, once the first data message has fixed it.

@@ -66,6 +66,8 @@ pub struct ClockedReceiver<T> {
     /// empty pays one load.
     stash: Cell<Option<Ended<T>>>,
     stashed: Cell<bool>,
+    /// Its key in the dispatcher's list of live receivers (for status queries).
+    listed: u64,
 }
 
 /// What a wait ended with.
@@ -84,13 +86,19 @@ enum Faults {
 }
 
 impl<T> ClockedReceiver<T> {
-    pub(crate) fn new(name: String, inbox: InboxReader<T>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        inbox: InboxReader<T>,
+        shared: Arc<Shared>,
+        listed: u64,
+    ) -> Self {
         ClockedReceiver {
             name,
             inbox,
             shared,
             stash: Cell::new(None),
             stashed: Cell::new(false),
+            listed,
         }
     }
 
@@ -104,6 +112,38 @@ impl<T> ClockedReceiver<T> {
     /// or below it will be delivered here.
     pub fn last_stamp(&self) -> usize {
         self.inbox.last_seen()
+    }
+
+    /// How many stamps the dispatcher has published past the last one this receiver returned:
+    /// 0 when it has caught up. (Stamps of other receivers count: they are watermarks this
+    /// receiver has not yet seen.)
+    ///
+    /// ```
+    /// let d = clocked_dispatch::new(16);
+    /// let (tx, rx) = d.new("tx", "rx");
+    /// let (_other_tx, other) = d.new("other_tx", "other");
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.recv(), Ok((Some(1), 1)));
+    /// while d.stats().clock < 2 {} // both are published
+    /// assert_eq!(rx.lag(), 1);
+    /// assert_eq!(other.lag(), 2);
+    /// ```
+    pub fn lag(&self) -> usize {
+        self.shared
+            .clock
+            .read()
+            .saturating_sub(self.inbox.last_seen())
+    }
+
+    /// How many messages wait for this receiver: in memory, and on disk for a spilling one.
+    /// (A message the dispatcher is still handling is not counted yet.)
+    pub fn backlog(&self) -> u64 {
+        // An item a `Select` read to learn this receiver was ready is waiting too.
+        let stash = self.stash.take();
+        let stashed_data = matches!(stash, Some(Ended::Got((Some(_), _))));
+        self.stash.set(stash);
+        self.inbox.flags().backlog() + u64::from(stashed_data)
     }
 
     /// Waits for a message or a new watermark.
@@ -290,6 +330,7 @@ impl<T> Drop for ClockedReceiver<T> {
         // The inbox reader's own drop marks the receiver gone and disconnects its queue, which
         // wakes a dispatcher blocked on it.
         self.shared.registry.lock().remove_receiver(&self.name);
+        self.shared.live.lock().remove(&self.listed);
     }
 }
 

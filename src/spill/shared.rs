@@ -228,6 +228,18 @@ impl SpillShared {
         }
     }
 
+    /// Without a lock: messages and bytes on disk, dropped and corrupted counts.
+    pub(crate) fn gauges(&self) -> (u64, u64, u64, u64) {
+        let read = self.read.load(Ordering::Acquire);
+        let committed = self.committed.load(Ordering::Acquire);
+        (
+            committed.saturating_sub(read),
+            self.disk_bytes.load(Ordering::Acquire),
+            self.dropped.load(Ordering::Relaxed),
+            self.corrupted.load(Ordering::Relaxed),
+        )
+    }
+
     /// Whether the receiver still exists.
     pub(crate) fn receiver_alive(&self) -> bool {
         self.receiver_alive.load(Ordering::Acquire)

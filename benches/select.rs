@@ -1,0 +1,80 @@
+//! Select over 4 receivers against crossbeam-channel's `Select` over 4 bounded channels, in
+//! the same run: one producer thread sends round robin to the four, the bench thread selects
+//! and reads until it has every message.
+//!
+//! ```text
+//! cargo bench --bench select
+//! ```
+
+use std::hint::black_box;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const BOUND: usize = 1024;
+const INPUTS: usize = 4;
+
+fn ours(iters: u64) -> Duration {
+    let d = clocked_dispatch::new::<u64>(BOUND);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..INPUTS)
+        .map(|i| d.new(format!("tx{i}"), format!("rx{i}")))
+        .unzip();
+    let start = Instant::now();
+    let producer = thread::spawn(move || {
+        for i in 0..iters {
+            senders[i as usize % INPUTS].send(i).expect("alive");
+        }
+    });
+    let mut sel = clocked_dispatch::Select::new();
+    for rx in &receivers {
+        sel.recv(rx);
+    }
+    let mut got = 0;
+    while got < iters {
+        let op = sel.select();
+        let index = op.index();
+        if let Ok((Some(value), _)) = op.recv(&receivers[index]) {
+            black_box(value);
+            got += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    producer.join().expect("producer");
+    elapsed
+}
+
+fn crossbeam(iters: u64) -> Duration {
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..INPUTS)
+        .map(|_| crossbeam_channel::bounded::<u64>(BOUND))
+        .unzip();
+    let start = Instant::now();
+    let producer = thread::spawn(move || {
+        for i in 0..iters {
+            senders[i as usize % INPUTS].send(i).expect("alive");
+        }
+    });
+    let mut sel = crossbeam_channel::Select::new();
+    for rx in &receivers {
+        sel.recv(rx);
+    }
+    for _ in 0..iters {
+        let op = sel.select();
+        let index = op.index();
+        black_box(op.recv(&receivers[index]).expect("open"));
+    }
+    let elapsed = start.elapsed();
+    producer.join().expect("producer");
+    elapsed
+}
+
+fn select(c: &mut Criterion) {
+    let mut group = c.benchmark_group("select4");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("crossbeam", |b| b.iter_custom(crossbeam));
+    group.bench_function("ours", |b| b.iter_custom(ours));
+    group.finish();
+}
+
+criterion_group!(benches, select);
+criterion_main!(benches);
