@@ -242,12 +242,10 @@ impl<T> ClockedReceiver<T> {
         TryIter { receiver: self }
     }
 
+    #[inline]
     fn poll(&self, faults: Faults) -> Option<Ended<T>> {
         if self.stashed.get() {
-            self.stashed.set(false);
-            if let Some(ended) = self.stash.take() {
-                return Some(ended);
-            }
+            return self.unstash();
         }
         loop {
             return match self.inbox.poll(&self.shared.clock) {
@@ -262,6 +260,14 @@ impl<T> ClockedReceiver<T> {
                 },
             };
         }
+    }
+
+    /// The item a `Select` read; out of line, so the common read pays one load and a branch.
+    #[cold]
+    #[inline(never)]
+    fn unstash(&self) -> Option<Ended<T>> {
+        self.stashed.set(false);
+        self.stash.take()
     }
 
     /// Spin, then park, until something is ready or `deadline` (if any) passes.

@@ -39,16 +39,19 @@ impl Gauges {
     }
 
     /// Dispatcher: `count` messages have been pushed into memory in all.
+    #[inline]
     pub(crate) fn pushed(&self, count: u64) {
         self.pushed.store(count, Relaxed);
     }
 
     /// Reader: `count` messages have been taken from memory in all.
+    #[inline]
     pub(crate) fn taken(&self, count: u64) {
         self.taken.store(count, Relaxed);
     }
 
     /// Reader: the highest stamp returned.
+    #[inline]
     pub(crate) fn returned(&self, stamp: usize) {
         self.last_stamp.store(stamp, Relaxed);
     }
