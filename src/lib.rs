@@ -95,10 +95,12 @@ mod clock;
 mod dispatcher;
 mod engine;
 mod error;
+mod fuse;
 mod inbox;
 mod intake;
 mod link;
 pub mod pipeline;
+mod read;
 mod receiver;
 mod registry;
 mod reorder;
@@ -117,6 +119,8 @@ pub use error::{
     BuildError, CapacityError, HandleError, Mode, RecvCheckedError, SendError, SendErrorKind,
     SpillSetupError,
 };
+pub use fuse::{fuse, FuseError, FuseErrorKind, Fused};
+pub use read::ClockedRead;
 pub use receiver::{ClockedReceiver, TryIter};
 pub use select::{Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError};
 pub use sender::{ClockedBroadcaster, ClockedSender};

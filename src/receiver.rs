@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::error::RecvCheckedError;
 use crate::inbox::{InboxReader, Polled};
 use crate::link::Shared;
+use crate::read::ClockedRead;
 use crate::selectable::Selectable;
 use crate::spill::{SpillFault, SpillStats};
 use crate::sync::{Arc, Backoff};
@@ -100,6 +101,11 @@ impl<T> ClockedReceiver<T> {
             stashed: Cell::new(false),
             listed,
         }
+    }
+
+    /// Identifies its dispatcher: equal for receivers of one dispatcher.
+    pub(crate) fn dispatcher_key(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
     }
 
     /// This receiver's name.
@@ -295,6 +301,32 @@ impl<T> ClockedReceiver<T> {
                 return ended;
             }
         }
+    }
+}
+
+impl<T> ClockedRead<T> for ClockedReceiver<T> {
+    fn recv(&self) -> Result<(Option<T>, usize), RecvError> {
+        ClockedReceiver::recv(self)
+    }
+
+    fn try_recv(&self) -> Result<(Option<T>, usize), TryRecvError> {
+        ClockedReceiver::try_recv(self)
+    }
+
+    fn recv_timeout(&self, timeout: Duration) -> Result<(Option<T>, usize), RecvTimeoutError> {
+        ClockedReceiver::recv_timeout(self, timeout)
+    }
+
+    fn last_stamp(&self) -> usize {
+        ClockedReceiver::last_stamp(self)
+    }
+
+    fn name(&self) -> &str {
+        ClockedReceiver::name(self)
+    }
+
+    fn recv_many(&self, out: &mut Vec<(Option<T>, usize)>, max: usize) -> Result<usize, RecvError> {
+        ClockedReceiver::recv_many(self, out, max)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::thread;
 
-use crate::{ClockedReceiver, ClockedSender, SendErrorKind};
+use crate::{ClockedRead, ClockedSender, SendErrorKind};
 
 /// How many inputs a worker takes from its receiver at once.
 const WORKER_BATCH: usize = 64;
@@ -106,12 +106,13 @@ impl StageHandle {
 /// assert_eq!(out, vec![(None, 1), (Some(4), 2), (None, 3), (Some(16), 4)]);
 /// assert_eq!(worker.join().unwrap().filtered, 2);
 /// ```
-pub fn spawn_stage<T, U, F>(
-    input: ClockedReceiver<Option<T>>,
+pub fn spawn_stage<T, U, F, R>(
+    input: R,
     outputs: Vec<ClockedSender<Option<U>>>,
     mut f: F,
 ) -> Result<StageHandle, StageError>
 where
+    R: ClockedRead<Option<T>> + Send + 'static,
     T: Send + 'static,
     U: Send + 'static,
     F: FnMut(T) -> Option<(usize, U)> + Send + 'static,

@@ -8,7 +8,7 @@
 //! learns that the window is complete without seeing them. Windows with no data are closed
 //! too, each with its `init` value, so a consumer sees every window in order.
 
-use crate::ClockedReceiver;
+use crate::{ClockedRead, ClockedReceiver};
 
 /// One closed window: the stamps `first..=last` and what was folded from the data among them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,8 +26,9 @@ pub struct Window<A> {
 }
 
 /// Iterator of closed windows over a receiver; made by [`windows`].
-pub struct Windows<U, A, I, F> {
-    receiver: ClockedReceiver<U>,
+pub struct Windows<U, A, I, F, R = ClockedReceiver<U>> {
+    receiver: R,
+    _items: std::marker::PhantomData<fn() -> U>,
     width: usize,
     init: I,
     fold: F,
@@ -67,13 +68,9 @@ pub struct Windows<U, A, I, F> {
 ///     .collect();
 /// assert_eq!(sums, vec![(1, 2, 3), (3, 4, 0), (5, 6, 11), (7, 8, 7)]);
 /// ```
-pub fn windows<U, A, I, F>(
-    receiver: ClockedReceiver<U>,
-    width: usize,
-    init: I,
-    fold: F,
-) -> Windows<U, A, I, F>
+pub fn windows<U, A, I, F, R>(receiver: R, width: usize, init: I, fold: F) -> Windows<U, A, I, F, R>
 where
+    R: ClockedRead<U>,
     I: FnMut() -> A,
     F: FnMut(A, U) -> A,
 {
@@ -82,6 +79,7 @@ where
     let value = Some(init());
     Windows {
         receiver,
+        _items: std::marker::PhantomData,
         width: width.max(1),
         init,
         fold,
@@ -93,8 +91,9 @@ where
     }
 }
 
-impl<U, A, I, F> Windows<U, A, I, F>
+impl<U, A, I, F, R> Windows<U, A, I, F, R>
 where
+    R: ClockedRead<U>,
     I: FnMut() -> A,
     F: FnMut(A, U) -> A,
 {
@@ -132,8 +131,9 @@ where
     }
 }
 
-impl<U, A, I, F> Iterator for Windows<U, A, I, F>
+impl<U, A, I, F, R> Iterator for Windows<U, A, I, F, R>
 where
+    R: ClockedRead<U>,
     I: FnMut() -> A,
     F: FnMut(A, U) -> A,
 {
