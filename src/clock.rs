@@ -35,6 +35,7 @@ use std::time::Instant;
 
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Mutex, Parker, Unparker};
+use crate::waiter::Waiter;
 
 /// How [`Clock::wait_until`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +53,8 @@ pub(crate) struct Clock {
     released: CachePadded<AtomicUsize>,
     /// `sleeping.len()`, readable without the lock.
     sleepers: CachePadded<AtomicUsize>,
-    /// The sleepers' keys and unparkers.
-    sleeping: Mutex<Vec<(usize, Unparker)>>,
+    /// The sleepers' keys, and whom to wake (see [`crate::waiter`]).
+    sleeping: Mutex<Vec<(usize, Waiter)>>,
     /// Set once the dispatcher thread has ended.
     stopped: AtomicBool,
 }
@@ -83,17 +84,40 @@ impl Clock {
         self.released.store(stamp, Ordering::Release);
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) != 0 {
-            for (_, unparker) in self.sleeping.lock().iter() {
-                unparker.unpark();
-            }
+            self.wake_all();
         }
+    }
+
+    /// Wakes every sleeper; tasks' entries go (one wake-up per registration).
+    fn wake_all(&self) {
+        let mut sleeping = self.sleeping.lock();
+        sleeping.retain(|(_, waiter)| {
+            waiter.wake();
+            !waiter.one_shot()
+        });
+        self.sleepers.store(sleeping.len(), Ordering::Relaxed);
     }
 
     /// Registers a sleeper under `key` (unique among live receivers); the caller must re-check
     /// its condition afterwards, then park, then call [`wake`](Clock::wake).
     pub(crate) fn sleep(&self, key: usize, unparker: &Unparker) {
         let mut sleeping = self.sleeping.lock();
-        sleeping.push((key, unparker.clone()));
+        sleeping.push((key, Waiter::Thread(unparker.clone())));
+        self.sleepers.store(sleeping.len(), Ordering::Relaxed);
+        drop(sleeping);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Registers a task under `key` for the next publish (one wake-up), replacing the waker of
+    /// an entry it left under that key. Like [`sleep`](Clock::sleep), the caller re-checks
+    /// its condition afterwards; [`wake`](Clock::wake) removes the entry if it is still there.
+    #[cfg(feature = "async")]
+    pub(crate) fn sleep_task(&self, key: usize, waker: &std::task::Waker) {
+        let mut sleeping = self.sleeping.lock();
+        match sleeping.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, waiter)) => *waiter = Waiter::Task(waker.clone()),
+            None => sleeping.push((key, Waiter::Task(waker.clone()))),
+        }
         self.sleepers.store(sleeping.len(), Ordering::Relaxed);
         drop(sleeping);
         fence(Ordering::SeqCst);
@@ -115,9 +139,7 @@ impl Clock {
         fence(Ordering::SeqCst);
         // Always take the lock (this runs once): a sleeper either registered before, and is
         // unparked here, or registers after, and then its re-check sees the flag.
-        for (_, unparker) in self.sleeping.lock().iter() {
-            unparker.unpark();
-        }
+        self.wake_all();
     }
 
     /// Whether the dispatcher thread has ended.

@@ -124,6 +124,8 @@ pub(crate) struct Engine<T> {
 impl<T> Drop for Engine<T> {
     fn drop(&mut self) {
         self.shared.clock.stop();
+        #[cfg(feature = "async")]
+        self.shared.intake_waiters.wake();
     }
 }
 
@@ -189,6 +191,9 @@ impl<T> Engine<T> {
     /// Publishes the clock, wakes sleepers, settles closes, flushes counters.
     fn end_batch(&mut self) {
         self.publish_through(self.stamp.max(self.window.released()));
+        // The batch took from the intake: tasks waiting for room may go on.
+        #[cfg(feature = "async")]
+        self.shared.intake_waiters.wake();
         self.settle_closes();
         if self.local != DispatcherStats::default() {
             self.shared.counters.add(&self.local);

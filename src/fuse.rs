@@ -175,19 +175,15 @@ pub fn fuse<T>(receivers: Vec<ClockedReceiver<T>>) -> Result<Fused<T>, FuseError
     })
 }
 
-/// How a step may read its inputs.
-#[derive(Clone, Copy)]
-enum Wait {
-    No,
-    Until(Option<Instant>),
-}
-
 /// What a step ended with.
 enum Step<T> {
     Item((Option<T>, usize)),
     Closed,
     Empty,
     TimedOut,
+    /// The slowest input has nothing yet; its wake-up is registered (`async` only).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    Pending,
 }
 
 impl<T> Fused<T> {
@@ -213,7 +209,7 @@ impl<T> Fused<T> {
     ///
     /// `Err(RecvError)` once every input is closed and everything has been returned.
     pub fn recv(&self) -> Result<(Option<T>, usize), RecvError> {
-        match self.step(Wait::Until(None)) {
+        match self.step(|rx| rx.recv().map_err(|RecvError| Step::Closed)) {
             Step::Item(item) => Ok(item),
             _ => Err(RecvError),
         }
@@ -225,10 +221,16 @@ impl<T> Fused<T> {
     ///
     /// `Empty` if nothing new is ready; `Disconnected` once closed and drained.
     pub fn try_recv(&self) -> Result<(Option<T>, usize), TryRecvError> {
-        match self.step(Wait::No) {
+        let read = |rx: &ClockedReceiver<T>| {
+            rx.try_recv().map_err(|e| match e {
+                TryRecvError::Empty => Step::Empty,
+                TryRecvError::Disconnected => Step::Closed,
+            })
+        };
+        match self.step(read) {
             Step::Item(item) => Ok(item),
             Step::Closed => Err(TryRecvError::Disconnected),
-            Step::Empty | Step::TimedOut => Err(TryRecvError::Empty),
+            Step::Empty | Step::TimedOut | Step::Pending => Err(TryRecvError::Empty),
         }
     }
 
@@ -238,10 +240,25 @@ impl<T> Fused<T> {
     ///
     /// `Timeout` if nothing came in time; `Disconnected` once closed and drained.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<(Option<T>, usize), RecvTimeoutError> {
-        match self.step(Wait::Until(Instant::now().checked_add(timeout))) {
+        let deadline = Instant::now().checked_add(timeout);
+        let read = |rx: &ClockedReceiver<T>| {
+            let result = match deadline {
+                None => rx
+                    .recv()
+                    .map_err(|RecvError| RecvTimeoutError::Disconnected),
+                Some(deadline) => {
+                    rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                }
+            };
+            result.map_err(|e| match e {
+                RecvTimeoutError::Timeout => Step::TimedOut,
+                RecvTimeoutError::Disconnected => Step::Closed,
+            })
+        };
+        match self.step(read) {
             Step::Item(item) => Ok(item),
             Step::Closed => Err(RecvTimeoutError::Disconnected),
-            Step::Empty | Step::TimedOut => Err(RecvTimeoutError::Timeout),
+            Step::Empty | Step::TimedOut | Step::Pending => Err(RecvTimeoutError::Timeout),
         }
     }
 
@@ -263,7 +280,31 @@ impl<T> Fused<T> {
         std::iter::from_fn(move || self.try_recv().ok())
     }
 
-    fn step(&self, wait: Wait) -> Step<T> {
+    /// One poll of the stream as a task (see [`crate::async_recv`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_step(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(Option<T>, usize), RecvError>> {
+        use std::task::Poll;
+        let read = |rx: &ClockedReceiver<T>| match rx.poll_recv(cx) {
+            Poll::Ready(Ok(item)) => Ok(item),
+            Poll::Ready(Err(RecvError)) => Err(Step::Closed),
+            Poll::Pending => Err(Step::Pending),
+        };
+        match self.step(read) {
+            Step::Item(item) => Poll::Ready(Ok(item)),
+            Step::Pending => Poll::Pending,
+            Step::Closed | Step::Empty | Step::TimedOut => Poll::Ready(Err(RecvError)),
+        }
+    }
+
+    /// Releases what can be released; otherwise reads the slowest input with `read`, which
+    /// may block, fail, or register a wake-up, as the caller chose.
+    fn step(
+        &self,
+        mut read: impl FnMut(&ClockedReceiver<T>) -> Result<(Option<T>, usize), Step<T>>,
+    ) -> Step<T> {
         loop {
             if let Some(item) = self.release() {
                 return Step::Item(item);
@@ -284,20 +325,7 @@ impl<T> Fused<T> {
             }
             // Nothing can come out until the slowest input moves: read it alone.
             let input = &self.inputs[slowest];
-            let read = match wait {
-                Wait::No => input.rx.try_recv().map_err(|e| match e {
-                    TryRecvError::Empty => Step::Empty,
-                    TryRecvError::Disconnected => Step::Closed,
-                }),
-                Wait::Until(None) => input.rx.recv().map_err(|RecvError| Step::Closed),
-                Wait::Until(Some(deadline)) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    input.rx.recv_timeout(left).map_err(|e| match e {
-                        RecvTimeoutError::Timeout => Step::TimedOut,
-                        RecvTimeoutError::Disconnected => Step::Closed,
-                    })
-                }
-            };
+            let read = read(&input.rx);
             match read {
                 Ok((value, stamp)) => {
                     input.horizon.set(stamp);

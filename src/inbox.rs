@@ -43,6 +43,7 @@ use crate::status::{Gauges, ReceiverStatus};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::channel::{self, TryRecvError, TrySendError};
 use crate::sync::{Arc, Mutex, Parker, Unparker};
+use crate::waiter::Waiter;
 
 /// A payload and its stamp.
 pub(crate) type Stamped<T> = (T, usize);
@@ -54,8 +55,8 @@ pub(crate) struct InboxFlags {
     /// Cleared when the `ClockedReceiver` is dropped; senders check it to fail fast.
     receiver_alive: AtomicBool,
     unparker: Unparker,
-    /// A [`Select`](crate::Select) waiting on this inbox among others: unparked on close.
-    selector: Mutex<Option<Unparker>>,
+    /// A [`Select`](crate::Select) or a task waiting on this inbox: woken on close.
+    selector: Mutex<Option<Waiter>>,
     /// The spill state, for senders' disk-full gate and status queries.
     spill: Option<std::sync::Arc<SpillShared>>,
     /// For status queries: see [`crate::status`].
@@ -278,8 +279,8 @@ impl<T> InboxWriter<T> {
         self.flags.unparker.unpark();
         // A selector registers under this lock before its last look: either it sees the
         // marker stored above, or this sees its registration.
-        if let Some(selector) = self.flags.selector.lock().as_ref() {
-            selector.unpark();
+        if let Some(waiter) = self.flags.selector.lock().as_ref() {
+            waiter.wake();
         }
         // Dropping `self.queue` disconnects it; the reader still drains what is queued.
     }
@@ -394,8 +395,29 @@ impl<T> InboxReader<T> {
     /// Registers a selector's `unparker` for this inbox's wake-ups (clock and close); the
     /// selector looks again before it parks. Undone by [`unwatch`](Self::unwatch).
     pub(crate) fn watch(&self, clock: &Clock, key: usize, unparker: &Unparker) {
-        *self.flags.selector.lock() = Some(unparker.clone());
+        *self.flags.selector.lock() = Some(Waiter::Thread(unparker.clone()));
         clock.sleep(key, unparker);
+    }
+
+    /// Registers a task's `waker` for the next clock move or the close (see
+    /// [`Clock::sleep_task`]); the caller re-checks before it returns `Pending`. The key is
+    /// this inbox's own: one reader, one registration.
+    #[cfg(feature = "async")]
+    pub(crate) fn watch_task(&self, clock: &Clock, waker: &std::task::Waker) {
+        *self.flags.selector.lock() = Some(Waiter::Task(waker.clone()));
+        clock.sleep_task(self.key(), waker);
+    }
+
+    /// Removes what [`watch_task`](Self::watch_task) registered.
+    #[cfg(feature = "async")]
+    pub(crate) fn unwatch_task(&self, clock: &Clock) {
+        *self.flags.selector.lock() = None;
+        clock.wake(self.key());
+    }
+
+    /// This inbox's key among the clock's sleepers: its flags' address.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.flags) as usize
     }
 
     /// Removes what [`watch`](Self::watch) registered.
@@ -413,7 +435,7 @@ impl<T> InboxReader<T> {
         recheck: impl FnOnce() -> Option<R>,
     ) -> Option<R> {
         // The flags' address is a key unique among live receivers.
-        let key = Arc::as_ptr(&self.flags) as usize;
+        let key = self.key();
         clock.sleep(key, self.parker.unparker());
         let ready = recheck();
         if ready.is_none() {

@@ -90,6 +90,10 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "async")]
+mod async_recv;
+#[cfg(feature = "async")]
+mod async_send;
 mod builder;
 mod clock;
 mod dispatcher;
@@ -112,7 +116,12 @@ mod spill;
 mod stats;
 mod status;
 mod sync;
+mod waiter;
 
+#[cfg(feature = "async")]
+pub use async_recv::{RecvFuture, StampedStream};
+#[cfg(feature = "async")]
+pub use async_send::{ForwardFuture, SendFuture};
 pub use builder::{Builder, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE, MAX_PREALLOCATED_BYTES};
 pub use dispatcher::Dispatcher;
 pub use error::{

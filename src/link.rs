@@ -27,6 +27,9 @@ pub(crate) struct Shared {
     /// receivers as they come and go and by status queries; never by the dispatcher thread.
     pub(crate) live: Mutex<BTreeMap<u64, Arc<InboxFlags>>>,
     next_live: AtomicU64,
+    /// Tasks waiting for room in the intake.
+    #[cfg(feature = "async")]
+    pub(crate) intake_waiters: crate::async_send::IntakeWaiters,
     pub(crate) counters: Counters,
     /// How far ahead of the released clock a forwarded stamp may be.
     pub(crate) reorder_window: usize,
@@ -49,6 +52,8 @@ impl Shared {
             registry: Mutex::new(Registry::default()),
             live: Mutex::new(BTreeMap::new()),
             next_live: AtomicU64::new(0),
+            #[cfg(feature = "async")]
+            intake_waiters: crate::async_send::IntakeWaiters::new(),
             counters: Counters::default(),
             reorder_window,
             inbox_capacity,
@@ -177,6 +182,14 @@ impl Shared {
     }
 }
 
+/// What [`Link::try_submit`] did with an envelope.
+#[cfg(feature = "async")]
+pub(crate) enum Submitted<T> {
+    Done,
+    Full(Envelope<T>),
+    Gone(Envelope<T>),
+}
+
 /// The channels into the dispatcher plus the shared state.
 pub(crate) struct Link<T> {
     data: Sender<Envelope<T>>,
@@ -231,6 +244,24 @@ impl<T> Link<T> {
                 SendTimeoutError::Timeout(e) => (e, SendErrorKind::Timeout),
                 SendTimeoutError::Disconnected(e) => (e, SendErrorKind::DispatcherGone),
             })
+    }
+
+    /// Hands a data message to the dispatcher if the intake has room now.
+    #[cfg(feature = "async")]
+    pub(crate) fn try_submit(&self, envelope: Envelope<T>) -> Submitted<T> {
+        match self.data.try_send(envelope) {
+            Ok(()) => Submitted::Done,
+            Err(crate::sync::channel::TrySendError::Full(envelope)) => Submitted::Full(envelope),
+            Err(crate::sync::channel::TrySendError::Disconnected(envelope)) => {
+                Submitted::Gone(envelope)
+            }
+        }
+    }
+
+    /// Whether the intake has no room at all (bound 0: every send is a rendezvous).
+    #[cfg(feature = "async")]
+    pub(crate) fn intake_is_rendezvous(&self) -> bool {
+        self.data.capacity() == Some(0)
     }
 
     /// Tells the dispatcher about a handle joining or leaving. Never blocks. Returns false if

@@ -69,6 +69,9 @@ pub struct ClockedReceiver<T> {
     stashed: Cell<bool>,
     /// Its key in the dispatcher's list of live receivers (for status queries).
     listed: u64,
+    /// Whether a task's waker is registered for it (`async` feature).
+    #[cfg(feature = "async")]
+    task_registered: Cell<bool>,
 }
 
 /// What a wait ended with.
@@ -100,6 +103,8 @@ impl<T> ClockedReceiver<T> {
             stash: Cell::new(None),
             stashed: Cell::new(false),
             listed,
+            #[cfg(feature = "async")]
+            task_registered: Cell::new(false),
         }
     }
 
@@ -268,6 +273,31 @@ impl<T> ClockedReceiver<T> {
         }
     }
 
+    /// One read that does not wait, as `recv` would report it; `None` if nothing is ready.
+    #[cfg(feature = "async")]
+    pub(crate) fn read_now(&self) -> Option<Result<(Option<T>, usize), RecvError>> {
+        self.poll(Faults::Skip).map(|ended| match ended {
+            Ended::Got(item) => Ok(item),
+            Ended::Closed | Ended::TimedOut | Ended::Fault(_) => Err(RecvError),
+        })
+    }
+
+    /// Registers a task to be woken when this receiver may have something (the clock moves
+    /// or the inbox closes); see [`crate::waiter`].
+    #[cfg(feature = "async")]
+    pub(crate) fn watch_task(&self, waker: &std::task::Waker) {
+        self.inbox.watch_task(&self.shared.clock, waker);
+        self.task_registered.set(true);
+    }
+
+    /// Removes a task registration, if there is one.
+    #[cfg(feature = "async")]
+    pub(crate) fn unwatch_task(&self) {
+        if self.task_registered.replace(false) {
+            self.inbox.unwatch_task(&self.shared.clock);
+        }
+    }
+
     /// The item a `Select` read; out of line, so the common read pays one load and a branch.
     #[cold]
     #[inline(never)]
@@ -369,6 +399,8 @@ impl<T> Drop for ClockedReceiver<T> {
         // wakes a dispatcher blocked on it.
         self.shared.registry.lock().remove_receiver(&self.name);
         self.shared.live.lock().remove(&self.listed);
+        #[cfg(feature = "async")]
+        self.unwatch_task();
     }
 }
 

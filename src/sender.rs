@@ -84,6 +84,37 @@ impl<T> ClockedSender<T> {
         self.admit()
     }
 
+    /// The link to the dispatcher (`async` feature).
+    #[cfg(feature = "async")]
+    pub(crate) fn link(&self) -> &Link<T> {
+        &self.link
+    }
+
+    /// The receiver this sender targets (`async` feature).
+    #[cfg(feature = "async")]
+    pub(crate) fn target(&self) -> ReceiverId {
+        self.target
+    }
+
+    /// [`check_send`](Self::check_send) without waiting at a spilling receiver's gate.
+    #[cfg(feature = "async")]
+    pub(crate) fn check_send_now(&self) -> Result<(), SendErrorKind> {
+        self.link.shared.claim_mode(Mode::Serializing)?;
+        self.check_alive_and_gate()
+    }
+
+    /// The receiver is alive and, if it spills, its sends are not held (no waiting).
+    #[cfg(feature = "async")]
+    pub(crate) fn check_alive_and_gate(&self) -> Result<(), SendErrorKind> {
+        if !self.receiver.receiver_alive() {
+            return Err(SendErrorKind::ReceiverGone);
+        }
+        match self.receiver.spill() {
+            Some(spill) => spill.try_admit(),
+            None => Ok(()),
+        }
+    }
+
     /// The disk-full gate of a spilling receiver (see [`DiskFull`](crate::DiskFull)): may
     /// wait, or fail under `Reject`.
     fn admit(&self) -> Result<(), SendErrorKind> {

@@ -128,6 +128,21 @@ impl SpillShared {
         Ok(())
     }
 
+    /// The gate without waiting: `Ok` unless sends are held; then `DiskFailed` for a failing
+    /// disk, `DiskFull` for a full one, whatever the policy (for tasks, which must not block).
+    #[cfg(feature = "async")]
+    pub(crate) fn try_admit(&self) -> Result<(), SendErrorKind> {
+        if !self.held.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match self.failure.failing_kind() {
+            Some(kind) => Err(SendErrorKind::DiskFailed { kind }),
+            None => Err(SendErrorKind::DiskFull {
+                limit: self.limit(),
+            }),
+        }
+    }
+
     /// Waits at most [`FAILING_DISK_WAIT`] for a failing disk to work again.
     fn wait_for_recovery(&self) -> Result<(), SendErrorKind> {
         let deadline = std::time::Instant::now() + FAILING_DISK_WAIT;

@@ -126,6 +126,12 @@ pub(crate) fn select_pair<A, B>(cap: usize) -> (Pair<A>, Pair<B>) {
 }
 
 impl<T> Sender<T> {
+    /// The bound, as crossbeam's `Sender::capacity` (`None`: unbounded).
+    #[cfg(feature = "async")]
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.chan.cap
+    }
+
     pub(crate) fn send(&self, value: T) -> Result<(), SendError<T>> {
         let chan = &*self.chan;
         let mut state = chan.lock();
