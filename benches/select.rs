@@ -34,9 +34,13 @@ fn ours(iters: u64) -> Duration {
     while got < iters {
         let op = sel.select();
         let index = op.index();
-        if let Ok((Some(value), _)) = op.recv(&receivers[index]) {
-            black_box(value);
-            got += 1;
+        match op.recv(&receivers[index]) {
+            Ok((Some(value), _)) => {
+                black_box(value);
+                got += 1;
+            }
+            Ok((None, _)) => {}
+            Err(_) => sel.remove(index),
         }
     }
     let elapsed = start.elapsed();
@@ -58,10 +62,18 @@ fn crossbeam(iters: u64) -> Duration {
     for rx in &receivers {
         sel.recv(rx);
     }
-    for _ in 0..iters {
+    let mut got = 0;
+    while got < iters {
         let op = sel.select();
         let index = op.index();
-        black_box(op.recv(&receivers[index]).expect("open"));
+        match op.recv(&receivers[index]) {
+            Ok(value) => {
+                black_box(value);
+                got += 1;
+            }
+            // Its sender is gone (the producer finished): the others still hold data.
+            Err(_) => sel.remove(index),
+        }
     }
     let elapsed = start.elapsed();
     producer.join().expect("producer");
