@@ -20,6 +20,11 @@ use std::hint::black_box;
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "support/timed.rs"]
+mod support;
+
+use support::timed;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const BOUND: usize = 1024;
@@ -71,17 +76,6 @@ fn read_data<T>(rx: &impl StampedRecv<T>, n: u64) {
             got += 1;
         }
     }
-}
-
-/// Runs `produce` on a fresh thread and `consume` on this one; returns the time until
-/// `consume` has finished (the producer is joined afterwards, outside the measurement).
-fn timed(produce: impl FnOnce() + Send + 'static, consume: impl FnOnce()) -> Duration {
-    let start = Instant::now();
-    let producer = thread::spawn(produce);
-    consume();
-    let elapsed = start.elapsed();
-    producer.join().expect("producer");
-    elapsed
 }
 
 /// `iters` messages from a fresh producer thread to the bench thread.

@@ -7,77 +7,81 @@
 //! ```
 
 use std::hint::black_box;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/timed.rs"]
+mod support;
+
+use support::timed;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const BOUND: usize = 1024;
 const INPUTS: usize = 4;
 
+/// Sends `0..iters` round robin over `senders` with `send`.
+fn round_robin<S>(senders: Vec<S>, iters: u64, send: fn(&S, u64)) -> impl FnOnce() + Send
+where
+    S: Send + 'static,
+{
+    move || {
+        for i in 0..iters {
+            send(&senders[i as usize % senders.len()], i);
+        }
+    }
+}
+
 fn ours(iters: u64) -> Duration {
     let d = clocked_dispatch::new::<u64>(BOUND);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..INPUTS)
         .map(|i| d.new(format!("tx{i}"), format!("rx{i}")))
         .unzip();
-    let start = Instant::now();
-    let producer = thread::spawn(move || {
-        for i in 0..iters {
-            senders[i as usize % INPUTS].send(i).expect("alive");
+    let produce = round_robin(senders, iters, |tx, i| tx.send(i).expect("alive"));
+    timed(produce, || {
+        let mut sel = clocked_dispatch::Select::new();
+        for rx in &receivers {
+            sel.recv(rx);
         }
-    });
-    let mut sel = clocked_dispatch::Select::new();
-    for rx in &receivers {
-        sel.recv(rx);
-    }
-    let mut got = 0;
-    while got < iters {
-        let op = sel.select();
-        let index = op.index();
-        match op.recv(&receivers[index]) {
-            Ok((Some(value), _)) => {
-                black_box(value);
-                got += 1;
+        let mut got = 0;
+        while got < iters {
+            let op = sel.select();
+            let index = op.index();
+            match op.recv(&receivers[index]) {
+                Ok((Some(value), _)) => {
+                    black_box(value);
+                    got += 1;
+                }
+                Ok((None, _)) => {}
+                Err(_) => sel.remove(index),
             }
-            Ok((None, _)) => {}
-            Err(_) => sel.remove(index),
         }
-    }
-    let elapsed = start.elapsed();
-    producer.join().expect("producer");
-    elapsed
+    })
 }
 
 fn crossbeam(iters: u64) -> Duration {
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..INPUTS)
         .map(|_| crossbeam_channel::bounded::<u64>(BOUND))
         .unzip();
-    let start = Instant::now();
-    let producer = thread::spawn(move || {
-        for i in 0..iters {
-            senders[i as usize % INPUTS].send(i).expect("alive");
+    let produce = round_robin(senders, iters, |tx, i| tx.send(i).expect("alive"));
+    timed(produce, || {
+        let mut sel = crossbeam_channel::Select::new();
+        for rx in &receivers {
+            sel.recv(rx);
         }
-    });
-    let mut sel = crossbeam_channel::Select::new();
-    for rx in &receivers {
-        sel.recv(rx);
-    }
-    let mut got = 0;
-    while got < iters {
-        let op = sel.select();
-        let index = op.index();
-        match op.recv(&receivers[index]) {
-            Ok(value) => {
-                black_box(value);
-                got += 1;
+        let mut got = 0;
+        while got < iters {
+            let op = sel.select();
+            let index = op.index();
+            match op.recv(&receivers[index]) {
+                Ok(value) => {
+                    black_box(value);
+                    got += 1;
+                }
+                // Its sender is gone (the producer finished): the others still hold data.
+                Err(_) => sel.remove(index),
             }
-            // Its sender is gone (the producer finished): the others still hold data.
-            Err(_) => sel.remove(index),
         }
-    }
-    let elapsed = start.elapsed();
-    producer.join().expect("producer");
-    elapsed
+    })
 }
 
 fn select(c: &mut Criterion) {

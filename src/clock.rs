@@ -33,6 +33,7 @@ use crossbeam_utils::CachePadded;
 
 use std::time::Instant;
 
+use crate::deadline::park_time;
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Mutex, Parker, Unparker};
 use crate::waiter::Waiter;
@@ -165,12 +166,8 @@ impl Clock {
             if self.is_stopped() {
                 return Waited::Stopped;
             }
-            let timeout = match deadline {
-                None => None,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Waited::TimedOut(released),
-                },
+            let Ok(timeout) = park_time(deadline) else {
+                return Waited::TimedOut(released);
             };
             let parker = parker.get_or_insert_with(Parker::new);
             // The parker lives in this frame until the entry is removed: its address is unique

@@ -96,6 +96,7 @@ mod async_recv;
 mod async_send;
 mod builder;
 mod clock;
+mod deadline;
 mod dispatcher;
 mod engine;
 mod error;

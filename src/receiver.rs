@@ -9,6 +9,7 @@ use std::fmt;
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
+use crate::deadline::park_time;
 use crate::error::RecvCheckedError;
 use crate::inbox::{InboxReader, Polled};
 use crate::link::Shared;
@@ -317,12 +318,8 @@ impl<T> ClockedReceiver<T> {
                 backoff.snooze();
                 continue;
             }
-            let timeout = match deadline {
-                None => None,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Ended::TimedOut,
-                },
+            let Ok(timeout) = park_time(deadline) else {
+                return Ended::TimedOut;
             };
             if let Some(ended) = self
                 .inbox

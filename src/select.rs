@@ -36,6 +36,7 @@ use std::fmt;
 use std::sync::mpsc::RecvError;
 use std::time::{Duration, Instant};
 
+use crate::deadline::park_time;
 use crate::receiver::ClockedReceiver;
 use crate::selectable::Selectable;
 use crate::sync::{Backoff, Parker};
@@ -221,12 +222,8 @@ impl<'a> Select<'a> {
                 backoff.snooze();
                 continue;
             }
-            let timeout = match deadline {
-                None => None,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return None,
-                },
+            let Ok(timeout) = park_time(deadline) else {
+                return None;
             };
             for (receiver, _) in &self.receivers {
                 receiver.watch(key, parker.unparker());

@@ -7,18 +7,14 @@ use std::sync::mpsc::RecvError;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clocked_dispatch::{Builder, ClockedReceiver, Dispatcher, Select, SelectTimeoutError};
+#[path = "support/published.rs"]
+mod support;
+
+use support::published;
+
+use clocked_dispatch::{Builder, ClockedReceiver, Select, SelectTimeoutError};
 
 const HANG: Duration = Duration::from_secs(30);
-
-/// Waits until the dispatcher has published `stamp` (everything up to it is in its inbox).
-fn published<T: Send>(d: &Dispatcher<T>, stamp: usize) {
-    let started = Instant::now();
-    while d.stats().clock < stamp {
-        assert!(started.elapsed() < HANG, "stamp {stamp} never published");
-        thread::yield_now();
-    }
-}
 
 /// Selects until a data item arrives; returns its index and value.
 fn next_data(

@@ -2,19 +2,13 @@
 //! sent and read.
 
 use std::thread;
-use std::time::{Duration, Instant};
 
-use clocked_dispatch::{Builder, Dispatcher};
+#[path = "support/published.rs"]
+mod support;
 
-const HANG: Duration = Duration::from_secs(30);
+use support::published;
 
-fn published<T: Send>(d: &Dispatcher<T>, stamp: usize) {
-    let started = Instant::now();
-    while d.stats().clock < stamp {
-        assert!(started.elapsed() < HANG, "stamp {stamp} never published");
-        thread::yield_now();
-    }
-}
+use clocked_dispatch::Builder;
 
 #[test]
 fn lag_and_backlog_follow_what_is_sent_and_read() {
