@@ -79,8 +79,8 @@ fn task_key() -> usize {
 
 impl<T> ClockedSender<T> {
     /// Sends `value` as [`send`](Self::send) does, waiting for room in a full intake without
-    /// blocking the thread. See the [module doc](self) for what it waits for and how it is
-    /// woken; a spilling receiver whose sends are held fails it at once.
+    /// blocking the thread (the dispatcher wakes the task after each batch it takes). A spilling receiver whose sends are held fails it at once (`DiskFull` or
+    /// `DiskFailed`) rather than block the executor; with bound 0 it blocks like `send`.
     ///
     /// ```
     /// # futures::executor::block_on(async {

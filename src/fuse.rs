@@ -116,7 +116,8 @@ pub struct Fused<T> {
 
 /// Merges receivers of one dispatcher into one stream that returns the union of their
 /// messages in global stamp order, with watermarks: `(None, w)` once every input has passed
-/// `w`. See the [module doc](self) for the algorithm.
+/// `w`. The algorithm: only the slowest input is read; the smallest message held is released
+/// once every other input has passed its stamp; the smallest horizon is the watermark.
 ///
 /// # Errors
 ///

@@ -76,6 +76,17 @@
 //! assert_eq!(rx.recv(), Ok((Some("a2"), 2)));
 //! ```
 //!
+//! # Reading many receivers
+//!
+//! * [`Select`] waits on several receivers (of any dispatchers and payload types) at once;
+//! * [`fuse`] reads several receivers of one dispatcher as one stream in stamp order;
+//! * [`ClockedRead`] is the reading API both receivers and fused streams offer (the
+//!   [`pipeline`] helpers take it);
+//! * with the `async` feature: `recv_async`, `into_stream` (a `futures_core::Stream`),
+//!   `send_async` and `forward_async`, runtime-agnostic;
+//! * [`Dispatcher::status`], [`ClockedReceiver::lag`] and [`ClockedReceiver::backlog`] say how
+//!   far behind everyone is.
+//!
 //! # Errors instead of panics
 //!
 //! ```
