@@ -14,7 +14,7 @@ use crate::error::RecvCheckedError;
 use crate::inbox::{InboxReader, Polled};
 use crate::link::Shared;
 use crate::read::ClockedRead;
-use crate::selectable::Selectable;
+use crate::selectable::{Readiness, Selectable};
 use crate::spill::{SpillFault, SpillStats};
 use crate::sync::{Arc, Backoff};
 
@@ -68,6 +68,8 @@ pub struct ClockedReceiver<T> {
     /// empty pays one load.
     stash: Cell<Option<Ended<T>>>,
     stashed: Cell<bool>,
+    /// Whether the stashed item is a data message (for `Select`'s data-first scan).
+    stash_is_data: Cell<bool>,
     /// Its key in the dispatcher's list of live receivers (for status queries).
     listed: u64,
     /// Whether a task's waker is registered for it (`async` feature).
@@ -103,6 +105,7 @@ impl<T> ClockedReceiver<T> {
             shared,
             stash: Cell::new(None),
             stashed: Cell::new(false),
+            stash_is_data: Cell::new(false),
             listed,
             #[cfg(feature = "async")]
             task_registered: Cell::new(false),
@@ -358,17 +361,22 @@ impl<T> ClockedRead<T> for ClockedReceiver<T> {
 }
 
 impl<T> Selectable for ClockedReceiver<T> {
-    fn is_ready(&self) -> bool {
-        if self.stashed.get() {
-            return true;
-        }
-        match self.poll(Faults::Skip) {
-            Some(ended) => {
-                self.stash.set(Some(ended));
-                self.stashed.set(true);
-                true
+    fn readiness(&self) -> Readiness {
+        if !self.stashed.get() {
+            match self.poll(Faults::Skip) {
+                Some(ended) => {
+                    self.stash_is_data
+                        .set(matches!(ended, Ended::Got((Some(_), _))));
+                    self.stash.set(Some(ended));
+                    self.stashed.set(true);
+                }
+                None => return Readiness::NotReady,
             }
-            None => false,
+        }
+        if self.stash_is_data.get() {
+            Readiness::Data
+        } else {
+            Readiness::Other
         }
     }
 

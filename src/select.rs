@@ -27,10 +27,15 @@
 //! registration is removed, so no wake-up target outlives the call. The loom models in
 //! `tests/loom.rs` check both races (a delivery, and a close, against the registration).
 //!
-//! # Fairness
+//! # Fairness, and data first
 //!
 //! Each scan starts one past the index selected last time, so a receiver that always has data
-//! cannot starve the others: with several ready, they take turns.
+//! cannot starve the others: with several ready, they take turns. Data comes first: a
+//! receiver that has only a watermark (or its close) to return is chosen when no receiver has
+//! data, or once data elsewhere has been chosen over it 16 times in a row. Without that, a
+//! selector over receivers of one dispatcher would spend most selections on watermarks (each
+//! message is one for every other receiver), and a watermark only gets better by waiting: the
+//! one returned later covers the stamps of the one skipped.
 
 use std::fmt;
 use std::sync::mpsc::RecvError;
@@ -38,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::park_time;
 use crate::receiver::ClockedReceiver;
-use crate::selectable::Selectable;
+use crate::selectable::{Readiness, Selectable};
 use crate::sync::{Backoff, Parker};
 
 /// Waits on several receivers at once.
@@ -75,7 +80,14 @@ pub struct Select<'a> {
     receivers: Vec<(&'a dyn Selectable, *const ())>,
     /// Where the next scan starts.
     next: usize,
+    /// Per receiver: how many selections in a row chose data elsewhere while it had only a
+    /// watermark (or a close) to return.
+    passed_over: Vec<u32>,
 }
+
+/// How many selections in a row may choose data over a receiver that has only a watermark or
+/// a close to return; the next one chooses it.
+const PASS_LIMIT: u32 = 16;
 
 /// A receiver chosen by [`Select`]: complete it with [`recv`](SelectedOperation::recv) on the
 /// same receiver. Dropping it instead loses nothing: the item stays in the receiver.
@@ -92,6 +104,7 @@ impl<'a> Select<'a> {
         Select {
             receivers: Vec::new(),
             next: 0,
+            passed_over: Vec::new(),
         }
     }
 
@@ -99,6 +112,7 @@ impl<'a> Select<'a> {
     pub fn recv<T>(&mut self, receiver: &'a ClockedReceiver<T>) -> usize {
         let identity = receiver as *const ClockedReceiver<T> as *const ();
         self.receivers.push((receiver, identity));
+        self.passed_over.push(0);
         self.receivers.len() - 1
     }
 
@@ -195,17 +209,36 @@ impl<'a> Select<'a> {
         }
     }
 
-    /// One look at every receiver, starting after the last one chosen.
+    /// One look at every receiver, starting after the last one chosen: the first with data
+    /// wins; a receiver with only a watermark or a close wins if none has data, or if data
+    /// elsewhere has been chosen over it [`PASS_LIMIT`] times in a row.
     fn scan(&mut self) -> Option<usize> {
         let count = self.receivers.len();
+        let mut first_other = None;
+        let mut chosen = None;
         for offset in 0..count {
             let index = (self.next + offset) % count;
-            if self.receivers[index].0.is_ready() {
-                self.next = index + 1;
-                return Some(index);
+            match self.receivers[index].0.readiness() {
+                Readiness::NotReady => {}
+                Readiness::Data => {
+                    chosen = Some(index);
+                    break;
+                }
+                Readiness::Other if self.passed_over[index] >= PASS_LIMIT => {
+                    chosen = Some(index);
+                    break;
+                }
+                Readiness::Other => {
+                    // It waits once more if something else is chosen (reset below if not).
+                    self.passed_over[index] = self.passed_over[index].saturating_add(1);
+                    first_other.get_or_insert(index);
+                }
             }
         }
-        None
+        let chosen = chosen.or(first_other)?;
+        self.passed_over[chosen] = 0;
+        self.next = chosen + 1;
+        Some(chosen)
     }
 
     /// Spins briefly, then parks until a receiver is ready or `deadline` passes.
@@ -300,8 +333,8 @@ impl fmt::Debug for SelectedOperation<'_> {
 struct Removed;
 
 impl Selectable for Removed {
-    fn is_ready(&self) -> bool {
-        false
+    fn readiness(&self) -> Readiness {
+        Readiness::NotReady
     }
     fn watch(&self, _: usize, _: &crate::sync::Unparker) {}
     fn unwatch(&self, _: usize) {}

@@ -319,3 +319,33 @@ fn stress_two_selectors_eight_receivers_four_senders() {
         "lost or doubled"
     );
 }
+
+/// Data comes first, but a receiver with only a watermark to return is chosen after at most
+/// 16 selections of data elsewhere.
+#[test]
+fn data_first_and_watermarks_are_not_starved() {
+    let d = Builder::new().bound(256).build::<u64>();
+    let (tx_a, rx_a) = d.new("tx_a", "a");
+    let (_tx_b, rx_b) = d.new("tx_b", "b");
+    for i in 0..100 {
+        tx_a.send(i).unwrap();
+    }
+    published(&d, 100);
+    let mut sel = Select::new();
+    let b = sel.recv(&rx_b); // scanned first, but has only a watermark
+    let a = sel.recv(&rx_a);
+    let mut order = Vec::new();
+    for _ in 0..20 {
+        let op = sel.select_timeout(HANG).unwrap();
+        let index = op.index();
+        let (value, _) = op.recv(if index == a { &rx_a } else { &rx_b }).unwrap();
+        order.push((index, value.is_some()));
+    }
+    assert_eq!(order[0], (a, true), "data before a watermark");
+    let first_b = order
+        .iter()
+        .position(|&(i, _)| i == b)
+        .expect("b was starved");
+    assert!(first_b <= 16, "b waited {first_b} selections");
+    assert_eq!(order[first_b], (b, false));
+}
