@@ -216,7 +216,6 @@ impl<T> Engine<T> {
     fn flush_spills(&mut self) {
         // `pop` rather than `take`: the list keeps its capacity, so a receiver that spills
         // batch after batch costs no allocation per batch.
-        let mut failing = 0;
         while let Some(id) = self.dirty.pop() {
             if let Some(slot) = self.slots.get_mut(id) {
                 slot.dirty = false;
@@ -226,14 +225,11 @@ impl<T> Engine<T> {
                         // capped below them) and are tried again after the next batch.
                         slot.dirty = true;
                         self.failing_spills.push(id);
-                        failing += 1;
                     }
                 }
             }
         }
-        if failing > 0 {
-            self.dirty.append(&mut self.failing_spills);
-        }
+        self.dirty.append(&mut self.failing_spills);
     }
 
     fn handle(&mut self, envelope: Envelope<T>) {

@@ -155,9 +155,7 @@ impl<T> ClockedReceiver<T> {
     /// (A message the dispatcher is still handling is not counted yet.)
     pub fn backlog(&self) -> u64 {
         // An item a `Select` read to learn this receiver was ready is waiting too.
-        let stash = self.stash.take();
-        let stashed_data = matches!(stash, Some(Ended::Got((Some(_), _))));
-        self.stash.set(stash);
+        let stashed_data = self.stashed.get() && self.stash_is_data.get();
         self.inbox.flags().backlog() + u64::from(stashed_data)
     }
 
@@ -237,19 +235,8 @@ impl<T> ClockedReceiver<T> {
         out: &mut Vec<(Option<T>, usize)>,
         max: usize,
     ) -> Result<usize, RecvError> {
-        if max == 0 {
-            return Ok(0);
-        }
-        out.push(self.recv()?);
-        let mut taken = 1;
-        while taken < max {
-            match self.poll(Faults::Skip) {
-                Some(Ended::Got(item)) => out.push(item),
-                _ => break,
-            }
-            taken += 1;
-        }
-        Ok(taken)
+        // One `recv`, then `try_recv`s: the loop every `ClockedRead` shares.
+        <Self as ClockedRead<T>>::recv_many(self, out, max)
     }
 
     /// An iterator over what is ready now; it ends at the first `try_recv` error.
@@ -353,10 +340,6 @@ impl<T> ClockedRead<T> for ClockedReceiver<T> {
 
     fn name(&self) -> &str {
         ClockedReceiver::name(self)
-    }
-
-    fn recv_many(&self, out: &mut Vec<(Option<T>, usize)>, max: usize) -> Result<usize, RecvError> {
-        ClockedReceiver::recv_many(self, out, max)
     }
 }
 

@@ -45,9 +45,9 @@ pub(crate) struct SpillRoot {
     pub(crate) held_receivers: AtomicUsize,
     /// How many receivers' disks are failing now.
     pub(crate) failing_receivers: AtomicUsize,
-    receivers: Mutex<Vec<Weak<dyn ReceiverStatus>>>,
-    /// The length of `receivers` after it was last pruned.
-    pruned_at: Mutex<usize>,
+    /// The receivers listed for status queries, and the list's length when it was last
+    /// pruned.
+    receivers: Mutex<(Vec<Weak<dyn ReceiverStatus>>, usize)>,
 }
 
 impl SpillRoot {
@@ -85,8 +85,7 @@ impl SpillRoot {
             next_receiver: AtomicU64::new(0),
             held_receivers: AtomicUsize::new(0),
             failing_receivers: AtomicUsize::new(0),
-            receivers: Mutex::new(Vec::new()),
-            pruned_at: Mutex::new(16),
+            receivers: Mutex::new((Vec::new(), 16)),
         }))
     }
 
@@ -110,12 +109,12 @@ impl SpillRoot {
     /// pruned when the list has doubled since the last pruning, so creating receivers costs
     /// amortized O(1) however many are alive.
     pub(crate) fn register(&self, receiver: Arc<dyn ReceiverStatus>) {
-        let mut receivers = self.receivers.lock();
-        if receivers.len() >= 2 * *self.pruned_at.lock() {
+        let mut listed = self.receivers.lock();
+        let (receivers, pruned_at) = &mut *listed;
+        if receivers.len() >= 2 * *pruned_at {
             receivers.retain(|weak| weak.strong_count() > 0);
-            let live = receivers.len();
-            receivers.shrink_to(2 * live);
-            *self.pruned_at.lock() = live.max(16);
+            receivers.shrink_to(2 * receivers.len());
+            *pruned_at = receivers.len().max(16);
         }
         receivers.push(Arc::downgrade(&receiver));
     }
@@ -128,6 +127,7 @@ impl SpillRoot {
         }
         self.receivers
             .lock()
+            .0
             .iter()
             .filter_map(Weak::upgrade)
             .find_map(|receiver| receiver.failing_kind())
@@ -137,6 +137,7 @@ impl SpillRoot {
     pub(crate) fn status(&self) -> Vec<SpillStats> {
         self.receivers
             .lock()
+            .0
             .iter()
             .filter_map(Weak::upgrade)
             .filter(|receiver| receiver.alive())
