@@ -12,7 +12,7 @@ use crate::spill::dir::SpillRoot;
 use crate::spill::queue::spill_queue;
 use crate::spill::{Codec, SpillStats};
 use crate::stats::DispatcherStats;
-use crate::status::Status;
+use crate::status::{Gauges, Status};
 use crate::sync::thread;
 
 /// A handle on one dispatcher thread; creates the channels that share its clock.
@@ -148,12 +148,11 @@ impl<T: Send> Dispatcher<T> {
         // Read after the id is reserved: every stamp published so far was assigned before this
         // receiver existed, so none of them can be for it.
         let seen = shared.clock.read();
+        let gauges = std::sync::Arc::new(Gauges::new(receiver.clone(), seen));
         let (writer, reader) = match &self.spill {
-            None => inbox(receiver.clone(), shared.inbox_capacity, seen),
-            Some((root, codec)) => match spill_queue(root, &receiver, *codec, seen) {
-                Ok(spill) => {
-                    spilling_inbox(receiver.clone(), root.config.memory_capacity, seen, spill)
-                }
+            None => inbox(gauges, shared.inbox_capacity, seen),
+            Some((root, codec)) => match spill_queue(root, &receiver, *codec, gauges.clone()) {
+                Ok(spill) => spilling_inbox(gauges, root.config.memory_capacity, seen, spill),
                 Err(e) => return Err(give_back(HandleError::SpillDirectory(e.kind()))),
             },
         };

@@ -59,8 +59,9 @@ pub(crate) struct InboxFlags {
     selector: Mutex<Option<Waiter>>,
     /// The spill state, for senders' disk-full gate and status queries.
     spill: Option<std::sync::Arc<SpillShared>>,
-    /// For status queries: see [`crate::status`].
-    gauges: Gauges,
+    /// For status queries: see [`crate::status`]. Shared with the spill, if any, whose
+    /// memory count it is.
+    gauges: std::sync::Arc<Gauges>,
 }
 
 impl InboxFlags {
@@ -137,26 +138,26 @@ pub(crate) enum PushError<T> {
 /// A new inbox holding at most `capacity` payloads (at least 1), whose reader has seen
 /// everything up to `seen`.
 pub(crate) fn inbox<T>(
-    name: String,
+    gauges: std::sync::Arc<Gauges>,
     capacity: usize,
     seen: usize,
 ) -> (InboxWriter<T>, InboxReader<T>) {
-    build(name, capacity, seen, None)
+    build(gauges, capacity, seen, None)
 }
 
 /// A new inbox that keeps at most `capacity` payloads in memory and spills the rest through
 /// `spill`.
 pub(crate) fn spilling_inbox<T>(
-    name: String,
+    gauges: std::sync::Arc<Gauges>,
     capacity: usize,
     seen: usize,
     spill: (SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>),
 ) -> (InboxWriter<T>, InboxReader<T>) {
-    build(name, capacity, seen, Some(spill))
+    build(gauges, capacity, seen, Some(spill))
 }
 
 fn build<T>(
-    name: String,
+    gauges: std::sync::Arc<Gauges>,
     capacity: usize,
     seen: usize,
     spill: Option<(SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>)>,
@@ -173,7 +174,7 @@ fn build<T>(
         unparker: parker.unparker().clone(),
         selector: Mutex::new(None),
         spill: spill_shared,
-        gauges: Gauges::new(name, seen),
+        gauges,
     });
     let writer = InboxWriter {
         queue: tx,
@@ -324,9 +325,6 @@ impl<T> InboxReader<T> {
         let on_disk = self.spill.as_ref().is_some_and(|s| s.borrow().on_disk());
         let disconnected = match self.queue.try_recv() {
             Ok((value, stamp)) => {
-                if let Some(spill) = &self.spill {
-                    spill.borrow_mut().took_from_memory();
-                }
                 self.taken.set(self.taken.get() + 1);
                 self.flags.gauges.taken(self.taken.get());
                 self.saw(stamp);
@@ -382,9 +380,6 @@ impl<T> InboxReader<T> {
     fn saw(&self, stamp: usize) {
         self.last_seen.set(stamp);
         self.flags.gauges.returned(stamp);
-        if let Some(spill) = &self.spill {
-            spill.borrow().shared().note_seen(stamp);
-        }
     }
 
     /// The spill state, if this inbox spills.

@@ -44,8 +44,9 @@ fn fixture() -> Fixture {
         when_full: DiskFull::DropOldest,
         segment_size: SEGMENT_SIZE,
     };
+    let gauges = std::sync::Arc::new(crate::status::Gauges::new("rx".into(), 0));
     let root = SpillRoot::open(dir.path().to_path_buf(), config).unwrap();
-    let (mut writer, reader, shared) = spill_queue(&root, "rx", Codec::postcard(), 0).unwrap();
+    let (mut writer, reader, shared) = spill_queue(&root, "rx", Codec::postcard(), gauges).unwrap();
     let (memory, memory_rx) = channel::bounded(1);
     for stamp in 1..=13usize {
         assert!(writer.push(&memory, (stamp as u64, stamp)).is_ok());

@@ -68,16 +68,17 @@ use crate::spill::reader::SpillReader;
 use crate::spill::shared::SpillShared;
 use crate::spill::writer::SpillWriter;
 use crate::spill::Codec;
+use crate::status::Gauges;
 
 /// Creates the spilling part of a receiver's inbox, in a new directory under `root`.
 pub(crate) fn spill_queue<T>(
     root: &Arc<SpillRoot>,
     name: &str,
     codec: Codec<T>,
-    seen: usize,
+    gauges: Arc<Gauges>,
 ) -> std::io::Result<(SpillWriter<T>, SpillReader<T>, Arc<SpillShared>)> {
     let dir = root.receiver_dir(name)?;
-    let shared = SpillShared::new(root, dir, name, seen);
+    let shared = SpillShared::new(root, dir, gauges);
     let writer = SpillWriter::new(shared.clone(), codec);
     let reader = SpillReader::new(shared.clone(), codec);
     Ok((writer, reader, shared))

@@ -43,7 +43,6 @@ pub(crate) struct SpillReader<T> {
     next: u64,
     seals_seen: u64,
     scratch: Vec<u8>,
-    memory_out: u64,
 }
 
 impl<T> SpillReader<T> {
@@ -55,27 +54,13 @@ impl<T> SpillReader<T> {
             next: 0,
             seals_seen: 0,
             scratch: Vec::new(),
-            memory_out: 0,
         }
-    }
-
-    /// The state shared with the writer.
-    pub(crate) fn shared(&self) -> &Arc<SpillShared> {
-        &self.shared
     }
 
     /// Whether a record is committed and not yet read. Must be loaded *before* the memory
     /// queue is popped (see the module doc).
     pub(crate) fn on_disk(&self) -> bool {
         self.shared.committed.load(Ordering::Acquire) > self.next
-    }
-
-    /// Counts a message taken from the memory queue (for status queries).
-    pub(crate) fn took_from_memory(&mut self) {
-        self.memory_out += 1;
-        self.shared
-            .memory_out
-            .store(self.memory_out, Ordering::Relaxed);
     }
 
     /// Takes the next record from disk: `None` if there is none (it may have been dropped),

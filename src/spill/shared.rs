@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::spill::dir::{ReceiverStatus, SpillRoot};
 use crate::spill::failure::{Failure, FAILING_DISK_WAIT};
 use crate::spill::segment;
 use crate::spill::{DiskFull, SpillStats};
+use crate::status::Gauges;
 
 /// What the writer knows about one segment file.
 pub(super) struct SegmentMeta {
@@ -32,7 +33,6 @@ pub(super) struct SegmentMeta {
 pub(crate) struct SpillShared {
     pub(super) root: Arc<SpillRoot>,
     pub(super) dir: PathBuf,
-    pub(super) name: String,
     pub(super) committed: AtomicU64,
     pub(super) read: AtomicU64,
     pub(super) segments: Mutex<VecDeque<SegmentMeta>>,
@@ -44,26 +44,24 @@ pub(crate) struct SpillShared {
     pub(super) held: AtomicBool,
     pub(super) gate: Mutex<()>,
     pub(super) gate_changed: Condvar,
-    pub(super) memory_in: AtomicU64,
-    pub(super) memory_out: AtomicU64,
     pub(super) spilled: AtomicU64,
     pub(super) dropped: AtomicU64,
     pub(super) corrupted: AtomicU64,
     pub(super) unencodable: AtomicU64,
     pub(super) write_errors: AtomicU64,
-    pub(super) last_stamp: AtomicUsize,
+    /// The inbox's gauges: its name, what sits in memory, the last stamp returned.
+    pub(super) gauges: Arc<Gauges>,
     pub(super) lost: AtomicU64,
     /// Whether writes are failing, and what the reader may report meanwhile.
     pub(crate) failure: Failure,
 }
 
 impl SpillShared {
-    /// The state of a new receiver `name`'s spill in `dir`, registered for status queries.
-    pub(super) fn new(root: &Arc<SpillRoot>, dir: PathBuf, name: &str, seen: usize) -> Arc<Self> {
+    /// The state of a new receiver's spill in `dir`, registered for status queries.
+    pub(super) fn new(root: &Arc<SpillRoot>, dir: PathBuf, gauges: Arc<Gauges>) -> Arc<Self> {
         let shared = Arc::new(SpillShared {
             root: root.clone(),
             dir,
-            name: name.to_string(),
             committed: AtomicU64::new(0),
             read: AtomicU64::new(0),
             segments: Mutex::new(VecDeque::new()),
@@ -74,14 +72,12 @@ impl SpillShared {
             held: AtomicBool::new(false),
             gate: Mutex::new(()),
             gate_changed: Condvar::new(),
-            memory_in: AtomicU64::new(0),
-            memory_out: AtomicU64::new(0),
             spilled: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             corrupted: AtomicU64::new(0),
             unencodable: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
-            last_stamp: AtomicUsize::new(seen),
+            gauges,
             lost: AtomicU64::new(0),
             failure: Failure::new(),
         });
@@ -222,11 +218,9 @@ impl SpillShared {
     pub(crate) fn stats(&self) -> SpillStats {
         let read = self.read.load(Ordering::Acquire);
         let committed = self.committed.load(Ordering::Acquire);
-        let memory_out = self.memory_out.load(Ordering::Relaxed);
-        let memory_in = self.memory_in.load(Ordering::Relaxed);
         SpillStats {
-            receiver: self.name.clone(),
-            in_memory: memory_in.saturating_sub(memory_out),
+            receiver: self.gauges.name.clone(),
+            in_memory: self.gauges.in_memory(),
             on_disk: committed.saturating_sub(read),
             disk_bytes: self.disk_bytes.load(Ordering::Acquire),
             segments: self.segments.lock().len() as u64,
@@ -239,7 +233,7 @@ impl SpillShared {
             disk_failing: self.failure.failing(),
             disk_error: self.failure.last_error().map(|(_, text)| text),
             lost: self.lost.load(Ordering::Relaxed),
-            last_stamp: self.last_stamp.load(Ordering::Relaxed),
+            last_stamp: self.gauges.last_stamp(),
         }
     }
 
@@ -258,11 +252,6 @@ impl SpillShared {
     /// Whether the receiver still exists.
     pub(crate) fn receiver_alive(&self) -> bool {
         self.receiver_alive.load(Ordering::Acquire)
-    }
-
-    /// Records the highest stamp the receiver has returned (for status queries).
-    pub(crate) fn note_seen(&self, stamp: usize) {
-        self.last_stamp.store(stamp, Ordering::Relaxed);
     }
 }
 

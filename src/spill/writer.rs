@@ -47,7 +47,6 @@ pub(crate) struct SpillWriter<T> {
     segment: Option<SegmentWriter>,
     committed: u64,
     next_segment: u64,
-    memory_in: u64,
     /// Set while writes fail.
     failing: Option<Failing>,
 }
@@ -63,7 +62,6 @@ impl<T> SpillWriter<T> {
             segment: None,
             committed: 0,
             next_segment: 0,
-            memory_in: 0,
             failing: None,
         }
     }
@@ -90,13 +88,8 @@ impl<T> SpillWriter<T> {
             item
         } else {
             match memory.try_send(item) {
-                Ok(()) => {
-                    self.memory_in += 1;
-                    self.shared
-                        .memory_in
-                        .store(self.memory_in, Ordering::Relaxed);
-                    return Ok(false);
-                }
+                // Counted in the inbox's gauges by the caller.
+                Ok(()) => return Ok(false),
                 Err(TrySendError::Full(item)) => {
                     self.spilling = true;
                     item
