@@ -88,7 +88,8 @@ impl Builder {
     ///
     /// # Limit
     ///
-    /// The intake's buffer (and each inbox's) is allocated up front, so its size is capped at
+    /// The intake's buffer (and each inbox's, whose slot count is the next power of two at or
+    /// above its capacity) is allocated up front, so its size is capped at
     /// [`MAX_PREALLOCATED_BYTES`]: for a message type `T` the largest bound is about
     /// `MAX_PREALLOCATED_BYTES / (size_of::<T>() + 40)` on a 64-bit target (more than 20 million
     /// for `u64`); [`CapacityError::max_capacity`] gives the exact figure. Beyond it [`try_build`](Self::try_build) returns
@@ -254,8 +255,7 @@ impl Builder {
             (None, Some(_)) => "inbox_capacity",
             (None, None) => "bound",
         };
-        check_capacity::<(T, usize)>(setting, memory_capacity)
-            .map_err(SpillSetupError::Capacity)?;
+        check_inbox_capacity::<T>(setting, memory_capacity).map_err(SpillSetupError::Capacity)?;
         let config = SpillConfig {
             memory_capacity,
             disk_limit: self.disk_limit,
@@ -298,7 +298,7 @@ impl Builder {
             Some(_) => "inbox_capacity",
             None => "bound",
         };
-        check_capacity::<(T, usize)>(setting, self.effective_inbox_capacity())
+        check_inbox_capacity::<T>(setting, self.effective_inbox_capacity())
             .map_err(BuildError::Capacity)?;
         let (link, thread) = self.start(None).map_err(BuildError::Thread)?;
         Ok(Dispatcher::from_link(link, thread))
@@ -338,6 +338,24 @@ fn check_capacity<M>(setting: &'static str, capacity: usize) -> Result<(), Capac
         Err(CapacityError::new(setting, capacity, max_capacity))
     } else {
         Ok(())
+    }
+}
+
+/// Refuses an inbox `capacity` whose ring of `(T, stamp)` slots would exceed
+/// [`MAX_PREALLOCATED_BYTES`]. The ring allocates the next power of two slots (see
+/// `crate::ring`), so the largest capacity allowed is the largest power of two that fits.
+fn check_inbox_capacity<T>(setting: &'static str, capacity: usize) -> Result<(), CapacityError> {
+    let slot = std::mem::size_of::<(T, usize)>().max(1);
+    let fitting = MAX_PREALLOCATED_BYTES / slot;
+    // The largest power of two <= fitting (fitting >= 1 for any T whose slot is <= 1 GiB).
+    let max_capacity = if fitting == 0 {
+        0
+    } else {
+        1 << (usize::BITS - 1 - fitting.leading_zeros())
+    };
+    match crate::ring::slots_for(capacity) {
+        Some(slots) if slots <= max_capacity => Ok(()),
+        _ => Err(CapacityError::new(setting, capacity, max_capacity)),
     }
 }
 

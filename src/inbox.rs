@@ -35,13 +35,13 @@
 use std::cell::{Cell, RefCell};
 
 use crate::clock::Clock;
+use crate::ring::{self, Popped, Refused, RingReader, RingWriter};
 use crate::spill::reader::{SpillReader, Took};
 use crate::spill::shared::SpillShared;
 use crate::spill::writer::{Flushed, SpillWriter};
 use crate::spill::SpillFault;
 use crate::status::{Gauges, ReceiverStatus};
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::sync::channel::{self, TryRecvError, TrySendError};
 use crate::sync::{Arc, Mutex, Parker, Unparker};
 use crate::waiter::Waiter;
 
@@ -78,7 +78,7 @@ impl InboxFlags {
 
 /// The dispatcher's end.
 pub(crate) struct InboxWriter<T> {
-    queue: channel::Sender<Stamped<T>>,
+    queue: RingWriter<Stamped<T>>,
     flags: Arc<InboxFlags>,
     spill: Option<SpillWriter<T>>,
     /// Payloads pushed into the memory queue so far.
@@ -87,7 +87,7 @@ pub(crate) struct InboxWriter<T> {
 
 /// The receiver's end.
 pub(crate) struct InboxReader<T> {
-    queue: channel::Receiver<Stamped<T>>,
+    queue: RingReader<Stamped<T>>,
     flags: Arc<InboxFlags>,
     parker: Parker,
     /// The highest stamp returned so far (data or watermark).
@@ -162,7 +162,7 @@ fn build<T>(
     seen: usize,
     spill: Option<(SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>)>,
 ) -> (InboxWriter<T>, InboxReader<T>) {
-    let (tx, rx) = channel::bounded(capacity.max(1));
+    let (tx, rx) = ring::ring(capacity.max(1));
     let parker = Parker::new();
     let (spill_writer, spill_reader, spill_shared) = match spill {
         Some((writer, reader, shared)) => (Some(writer), Some(RefCell::new(reader)), Some(shared)),
@@ -226,7 +226,7 @@ impl<T> InboxWriter<T> {
     /// Pushes without blocking. A spilling inbox is never `Full`.
     pub(crate) fn try_push(&mut self, item: Stamped<T>) -> Result<Pushed, PushError<T>> {
         if let Some(spill) = self.spill.as_mut() {
-            return match spill.push(&self.queue, item) {
+            return match spill.push(&mut self.queue, item) {
                 Ok(true) => Ok(Pushed::Buffered),
                 Ok(false) => {
                     self.count_pushed();
@@ -235,13 +235,13 @@ impl<T> InboxWriter<T> {
                 Err(item) => Err(PushError::Gone(item)),
             };
         }
-        match self.queue.try_send(item) {
+        match self.queue.try_push(item) {
             Ok(()) => {
                 self.count_pushed();
                 Ok(Pushed::Memory)
             }
-            Err(TrySendError::Full(item)) => Err(PushError::Full(item)),
-            Err(TrySendError::Disconnected(item)) => Err(PushError::Gone(item)),
+            Err(Refused::Full(item)) => Err(PushError::Full(item)),
+            Err(Refused::Gone(item)) => Err(PushError::Gone(item)),
         }
     }
 
@@ -256,7 +256,7 @@ impl<T> InboxWriter<T> {
 
     /// Pushes, waiting for room; gives the payload back if the receiver goes away meanwhile.
     pub(crate) fn push_blocking(&mut self, item: Stamped<T>) -> Result<(), Stamped<T>> {
-        self.queue.send(item).map_err(|e| e.0)?;
+        self.queue.push_blocking(item)?;
         self.count_pushed();
         Ok(())
     }
@@ -298,6 +298,43 @@ impl<T> InboxReader<T> {
         self.last_seen.get()
     }
 
+    /// The hot path: the oldest payload in memory, if there is one, without looking at the
+    /// clock, the close marker or the spill. That is enough for data: payloads in memory are
+    /// older than any on disk (the spill writer goes back to memory only once the disk part is
+    /// read, see [`crate::spill::queue`]), and the clock-first order matters only for a look
+    /// that finds nothing and reports a watermark, which [`poll`](Self::poll) does.
+    #[inline]
+    pub(crate) fn pop_memory(&self) -> Option<Stamped<T>> {
+        let (value, stamp) = self.queue.try_pop().ok()?;
+        self.took(1, stamp);
+        Some((value, stamp))
+    }
+
+    /// Like [`pop_memory`](Self::pop_memory) for up to `max` payloads, each handed to `each`:
+    /// one look at the ring for the whole run. Returns how many.
+    pub(crate) fn pop_memory_run(&self, max: usize, mut each: impl FnMut(Stamped<T>)) -> usize {
+        let mut last = None;
+        let count = self
+            .queue
+            .pop_run(max, |(value, stamp)| {
+                last = Some(stamp);
+                each((value, stamp));
+            })
+            .unwrap_or(0);
+        if let Some(stamp) = last {
+            self.took(count as u64, stamp);
+        }
+        count
+    }
+
+    /// Counts `count` payloads taken from memory, the last stamped `stamp`.
+    #[inline]
+    fn took(&self, count: u64, stamp: usize) {
+        self.taken.set(self.taken.get() + count);
+        self.flags.gauges.taken(self.taken.get());
+        self.saw(stamp);
+    }
+
     /// One non-blocking look: clock (and close marker) first, then the queue.
     pub(crate) fn poll(&self, clock: &Clock) -> Polled<T> {
         match self.look(clock) {
@@ -323,15 +360,13 @@ impl<T> InboxReader<T> {
         }
         // After the clock, before the pop: see `crate::spill::queue`.
         let on_disk = self.spill.as_ref().is_some_and(|s| s.borrow().on_disk());
-        let disconnected = match self.queue.try_recv() {
+        let disconnected = match self.queue.try_pop() {
             Ok((value, stamp)) => {
-                self.taken.set(self.taken.get() + 1);
-                self.flags.gauges.taken(self.taken.get());
-                self.saw(stamp);
+                self.took(1, stamp);
                 return Looked::Ready(Polled::Data(value, stamp));
             }
-            Err(TryRecvError::Empty) => false,
-            Err(TryRecvError::Disconnected) => true,
+            Err(Popped::Empty) => false,
+            Err(Popped::Disconnected) => true,
         };
         if on_disk {
             if let Some(spill) = &self.spill {

@@ -120,6 +120,7 @@ mod read;
 mod receiver;
 mod registry;
 mod reorder;
+mod ring;
 mod select;
 mod selectable;
 mod sender;

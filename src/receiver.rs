@@ -166,6 +166,9 @@ impl<T> ClockedReceiver<T> {
     /// `Err(RecvError)` once the receiver is closed (every sender of it gone, no broadcaster)
     /// and everything buffered has been returned.
     pub fn recv(&self) -> Result<(Option<T>, usize), RecvError> {
+        if let Some((value, stamp)) = self.take_fast() {
+            return Ok((Some(value), stamp));
+        }
         match self.wait(None, Faults::Skip) {
             Ended::Got(item) => Ok(item),
             Ended::Closed | Ended::TimedOut | Ended::Fault(_) => Err(RecvError),
@@ -201,6 +204,9 @@ impl<T> ClockedReceiver<T> {
     /// `Empty` if nothing new is ready; `Disconnected` once the receiver is closed and
     /// drained.
     pub fn try_recv(&self) -> Result<(Option<T>, usize), TryRecvError> {
+        if let Some((value, stamp)) = self.take_fast() {
+            return Ok((Some(value), stamp));
+        }
         match self.poll(Faults::Skip) {
             Some(Ended::Got(item)) => Ok(item),
             None => Err(TryRecvError::Empty),
@@ -235,8 +241,24 @@ impl<T> ClockedReceiver<T> {
         out: &mut Vec<(Option<T>, usize)>,
         max: usize,
     ) -> Result<usize, RecvError> {
-        // One `recv`, then `try_recv`s: the loop every `ClockedRead` shares.
-        <Self as ClockedRead<T>>::recv_many(self, out, max)
+        if max == 0 {
+            return Ok(0);
+        }
+        // What one `recv` and then `try_recv`s would return, with the payloads already in
+        // memory taken as one run.
+        out.push(self.recv()?);
+        let mut taken = 1;
+        taken += self
+            .inbox
+            .pop_memory_run(max - taken, |(value, stamp)| out.push((Some(value), stamp)));
+        while taken < max {
+            match self.try_recv() {
+                Ok(item) => out.push(item),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        Ok(taken)
     }
 
     /// An iterator over what is ready now; it ends at the first `try_recv` error.
@@ -289,6 +311,16 @@ impl<T> ClockedReceiver<T> {
         }
     }
 
+    /// The hot path of every read: a payload from memory, unless a `Select` stashed an item
+    /// (which is older, and must come first).
+    #[inline]
+    fn take_fast(&self) -> Option<(T, usize)> {
+        if self.stashed.get() {
+            return None;
+        }
+        self.inbox.pop_memory()
+    }
+
     /// The item a `Select` read; out of line, so the common read pays one load and a branch.
     #[cold]
     #[inline(never)]
@@ -332,6 +364,10 @@ impl<T> ClockedRead<T> for ClockedReceiver<T> {
 
     fn recv_timeout(&self, timeout: Duration) -> Result<(Option<T>, usize), RecvTimeoutError> {
         ClockedReceiver::recv_timeout(self, timeout)
+    }
+
+    fn recv_many(&self, out: &mut Vec<(Option<T>, usize)>, max: usize) -> Result<usize, RecvError> {
+        ClockedReceiver::recv_many(self, out, max)
     }
 
     fn last_stamp(&self) -> usize {

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
+use crate::ring::{self, RingReader};
 use crate::spill::dir::SpillRoot;
 use crate::spill::queue::spill_queue;
 use crate::spill::reader::{SpillReader, Took};
@@ -20,7 +21,6 @@ use crate::spill::shared::SpillShared;
 use crate::spill::test_hooks::{self, Point};
 use crate::spill::writer::SpillWriter;
 use crate::spill::{Codec, DiskFull, SpillConfig};
-use crate::sync::channel;
 
 /// Records per segment: a record of a small `u64` is 17 bytes (12 framing, 8 stamp... see
 /// `record.rs`), a segment holds a 16-byte header and three of them.
@@ -31,7 +31,7 @@ struct Fixture {
     writer: Rc<RefCell<SpillWriter<u64>>>,
     reader: Rc<RefCell<SpillReader<u64>>>,
     shared: std::sync::Arc<SpillShared>,
-    _memory: channel::Receiver<(u64, usize)>,
+    _memory: RingReader<(u64, usize)>,
 }
 
 /// A spill holding stamps 2..=13 on disk in four segments of three (the first three sealed),
@@ -47,9 +47,9 @@ fn fixture() -> Fixture {
     let gauges = std::sync::Arc::new(crate::status::Gauges::new("rx".into(), 0));
     let root = SpillRoot::open(dir.path().to_path_buf(), config).unwrap();
     let (mut writer, reader, shared) = spill_queue(&root, "rx", Codec::postcard(), gauges).unwrap();
-    let (memory, memory_rx) = channel::bounded(1);
+    let (mut memory, memory_rx) = ring::ring(1);
     for stamp in 1..=13usize {
-        assert!(writer.push(&memory, (stamp as u64, stamp)).is_ok());
+        assert!(writer.push(&mut memory, (stamp as u64, stamp)).is_ok());
     }
     writer.flush();
     assert_eq!(shared.committed.load(Ordering::Acquire), 12);

@@ -9,13 +9,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ring::{Refused, RingWriter};
 use crate::spill::codec::EncodeFn;
 use crate::spill::failure::MAX_RETRY_PAUSE;
 use crate::spill::record;
 use crate::spill::segment::{self, SegmentWriter};
 use crate::spill::shared::{SegmentMeta, SpillShared};
 use crate::spill::{Codec, DiskFull};
-use crate::sync::channel::{self, TrySendError};
 
 /// The write buffer is written out when it holds this much, even within a batch.
 const FLUSH_AT: usize = 64 * 1024;
@@ -72,7 +72,7 @@ impl<T> SpillWriter<T> {
     /// back if the receiver is gone.
     pub(crate) fn push(
         &mut self,
-        memory: &channel::Sender<(T, usize)>,
+        memory: &mut RingWriter<(T, usize)>,
         item: (T, usize),
     ) -> Result<bool, (T, usize)> {
         if self.spilling
@@ -87,14 +87,14 @@ impl<T> SpillWriter<T> {
         let item = if self.spilling {
             item
         } else {
-            match memory.try_send(item) {
+            match memory.try_push(item) {
                 // Counted in the inbox's gauges by the caller.
                 Ok(()) => return Ok(false),
-                Err(TrySendError::Full(item)) => {
+                Err(Refused::Full(item)) => {
                     self.spilling = true;
                     item
                 }
-                Err(TrySendError::Disconnected(item)) => return Err(item),
+                Err(Refused::Gone(item)) => return Err(item),
             }
         };
         if !self.shared.receiver_alive.load(Ordering::Acquire) {

@@ -112,10 +112,6 @@ fn with_cap<T>(cap: Option<usize>, hub: Arc<Hub>) -> (Sender<T>, Receiver<T>) {
     (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
-pub(crate) fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    with_cap(Some(cap), Hub::new())
-}
-
 /// Both ends of one channel.
 pub(crate) type Pair<T> = (Sender<T>, Receiver<T>);
 

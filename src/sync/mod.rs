@@ -40,9 +40,10 @@ mod imp {
 /// The crossbeam channels, plus the two-receiver select the dispatcher blocks in.
 #[cfg(not(loom))]
 pub(crate) mod channel {
+    #[cfg(feature = "async")]
+    pub(crate) use crossbeam_channel::TrySendError;
     pub(crate) use crossbeam_channel::{
-        bounded, unbounded, Receiver, RecvError, SendTimeoutError, Sender, TryRecvError,
-        TrySendError,
+        bounded, unbounded, Receiver, RecvError, SendTimeoutError, Sender,
     };
 
     /// Both ends of one channel.
@@ -111,6 +112,8 @@ pub(crate) mod channel {
         }
     }
 }
+
+pub(crate) mod cell;
 
 #[cfg(loom)]
 mod backoff;
