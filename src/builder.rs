@@ -22,8 +22,9 @@ pub const DEFAULT_REORDER_WINDOW: usize = 1 << 20;
 ///
 /// The intake (capacity [`Builder::bound`]) and each receiver's inbox (capacity
 /// [`Builder::inbox_capacity`], or [`Builder::memory_capacity`] when spilling) are bounded
-/// channels that allocate their whole buffer when created: one slot per message, each the
-/// size of the message plus a word. A capacity whose buffer would exceed this is refused with
+/// queues that allocate their whole buffer when created: one slot per message, each the size of
+/// the message plus a word, and a power-of-two number of slots (the next at or above the
+/// capacity). A capacity whose buffer would exceed this is refused with
 /// a [`CapacityError`] instead of letting the allocator abort the process. 1 GiB is far
 /// beyond any useful queue (over 20 million `u64` messages in the intake) and still small
 /// enough to be a plausible allocation on a small machine. The limit applies per buffer: a
@@ -249,13 +250,15 @@ impl Builder {
         let memory_capacity = self
             .memory_capacity
             .unwrap_or(self.effective_inbox_capacity());
-        check_capacity::<Envelope<T>>("bound", self.bound).map_err(SpillSetupError::Capacity)?;
+        check_capacity::<(usize, Envelope<T>)>("bound", self.bound)
+            .map_err(SpillSetupError::Capacity)?;
         let setting = match (self.memory_capacity, self.inbox_capacity) {
             (Some(_), _) => "memory_capacity",
             (None, Some(_)) => "inbox_capacity",
             (None, None) => "bound",
         };
-        check_inbox_capacity::<T>(setting, memory_capacity).map_err(SpillSetupError::Capacity)?;
+        check_capacity::<(T, usize)>(setting, memory_capacity)
+            .map_err(SpillSetupError::Capacity)?;
         let config = SpillConfig {
             memory_capacity,
             disk_limit: self.disk_limit,
@@ -293,12 +296,13 @@ impl Builder {
     /// [`MAX_PREALLOCATED_BYTES`]); [`BuildError::Thread`] with the operating system's error if
     /// the thread cannot start.
     pub fn try_build<T: Send + 'static>(self) -> Result<Dispatcher<T>, BuildError> {
-        check_capacity::<Envelope<T>>("bound", self.bound).map_err(BuildError::Capacity)?;
+        check_capacity::<(usize, Envelope<T>)>("bound", self.bound)
+            .map_err(BuildError::Capacity)?;
         let setting = match self.inbox_capacity {
             Some(_) => "inbox_capacity",
             None => "bound",
         };
-        check_inbox_capacity::<T>(setting, self.effective_inbox_capacity())
+        check_capacity::<(T, usize)>(setting, self.effective_inbox_capacity())
             .map_err(BuildError::Capacity)?;
         let (link, thread) = self.start(None).map_err(BuildError::Thread)?;
         Ok(Dispatcher::from_link(link, thread))
@@ -319,7 +323,8 @@ impl Builder {
             self.effective_inbox_capacity(),
             spill,
         ));
-        let ((data_tx, data_rx), (control_tx, control_rx)) = channel::select_pair(self.bound);
+        let (data_tx, data_rx) = crate::intake::queue::intake_queue(self.bound);
+        let (control_tx, control_rx) = channel::unbounded();
         let engine = Engine::new(shared.clone(), data_rx, control_rx, self.seed);
         let thread = thread::Builder::new()
             .name(self.thread_name)
@@ -328,32 +333,20 @@ impl Builder {
     }
 }
 
-/// Refuses a channel `capacity` whose up-front buffer of `M` would exceed
-/// [`MAX_PREALLOCATED_BYTES`]. A slot of crossbeam's array channel holds the message and a
-/// stamp word; `(usize, M)` has that size and alignment.
+/// Refuses a queue `capacity` whose up-front buffer of `M` slots would exceed
+/// [`MAX_PREALLOCATED_BYTES`]. Both queues (the intake, `crate::intake::queue`, and an inbox's
+/// ring, `crate::ring`) allocate the next power of two slots at or above their capacity, so the
+/// largest capacity allowed is the largest power of two that fits.
 fn check_capacity<M>(setting: &'static str, capacity: usize) -> Result<(), CapacityError> {
-    let slot = std::mem::size_of::<(usize, M)>();
-    let max_capacity = MAX_PREALLOCATED_BYTES / slot;
-    if capacity > max_capacity {
-        Err(CapacityError::new(setting, capacity, max_capacity))
-    } else {
-        Ok(())
-    }
-}
-
-/// Refuses an inbox `capacity` whose ring of `(T, stamp)` slots would exceed
-/// [`MAX_PREALLOCATED_BYTES`]. The ring allocates the next power of two slots (see
-/// `crate::ring`), so the largest capacity allowed is the largest power of two that fits.
-fn check_inbox_capacity<T>(setting: &'static str, capacity: usize) -> Result<(), CapacityError> {
-    let slot = std::mem::size_of::<(T, usize)>().max(1);
+    let slot = std::mem::size_of::<M>().max(1);
     let fitting = MAX_PREALLOCATED_BYTES / slot;
-    // The largest power of two <= fitting (fitting >= 1 for any T whose slot is <= 1 GiB).
+    // The largest power of two <= fitting.
     let max_capacity = if fitting == 0 {
         0
     } else {
         1 << (usize::BITS - 1 - fitting.leading_zeros())
     };
-    match crate::ring::slots_for(capacity) {
+    match capacity.max(1).checked_next_power_of_two() {
         Some(slots) if slots <= max_capacity => Ok(()),
         _ => Err(CapacityError::new(setting, capacity, max_capacity)),
     }

@@ -70,9 +70,11 @@ use crate::slots::SlotTable;
 
 mod closing;
 
+use crate::deadline::park_time;
+use crate::intake::queue::{IntakeReceiver, Taken};
 use crate::stats::DispatcherStats;
-use crate::sync::channel::{recv_either, recv_either_timeout, Either, Receiver, TimedOut};
-use crate::sync::Arc;
+use crate::sync::channel::Receiver;
+use crate::sync::{Arc, Backoff};
 use closing::PendingClose;
 
 /// How often the dispatcher wakes, while a spilling receiver's disk is failing, to retry it.
@@ -80,6 +82,15 @@ const RETRY_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Data messages handled per wake-up before the clock is published.
 const BATCH: usize = 256;
+
+/// What [`Engine::next_message`] found.
+enum Next<T> {
+    Control(Control<T>),
+    Data(Envelope<T>),
+    /// Every handle is gone and both channels are drained.
+    End,
+    TimedOut,
+}
 
 /// A message held in the reorder window.
 enum Held<T> {
@@ -91,7 +102,7 @@ enum Held<T> {
 
 pub(crate) struct Engine<T> {
     shared: Arc<Shared>,
-    data: Receiver<Envelope<T>>,
+    data: IntakeReceiver<Envelope<T>>,
     control: Receiver<Control<T>>,
     slots: SlotTable<T>,
     broadcasters: usize,
@@ -132,7 +143,7 @@ impl<T> Drop for Engine<T> {
 impl<T> Engine<T> {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        data: Receiver<Envelope<T>>,
+        data: IntakeReceiver<Envelope<T>>,
         control: Receiver<Control<T>>,
         seed: usize,
     ) -> Self {
@@ -163,18 +174,12 @@ impl<T> Engine<T> {
         loop {
             self.end_batch();
             // With a failing disk, buffered records are retried even if no message comes.
-            let received = if self.dirty.is_empty() {
-                recv_either(&self.data, &self.control)
-            } else {
-                match recv_either_timeout(&self.data, &self.control, RETRY_TICK) {
-                    Ok(received) => received,
-                    Err(TimedOut) => continue,
-                }
-            };
-            match received {
-                None => break,
-                Some(Either::Right(control)) => self.apply_control(control, 0),
-                Some(Either::Left(envelope)) => {
+            let timeout = (!self.dirty.is_empty()).then_some(RETRY_TICK);
+            match self.next_message(timeout) {
+                Next::End => break,
+                Next::TimedOut => continue,
+                Next::Control(control) => self.apply_control(control, 0),
+                Next::Data(envelope) => {
                     self.handle(envelope);
                     for _ in 1..BATCH {
                         match self.data.try_recv() {
@@ -188,8 +193,52 @@ impl<T> Engine<T> {
         self.shut_down();
     }
 
+    /// Waits for the next control or data message (control first): spins briefly, then
+    /// sleeps on the intake's doorbell, for at most `timeout` if one is given.
+    fn next_message(&mut self, timeout: Option<std::time::Duration>) -> Next<T> {
+        let deadline = timeout.and_then(|timeout| std::time::Instant::now().checked_add(timeout));
+        let backoff = Backoff::new();
+        loop {
+            if let Some(control) = self.take_control() {
+                return Next::Control(control);
+            }
+            match self.data.try_recv() {
+                Ok(envelope) => return Next::Data(envelope),
+                Err(Taken::Empty) => {}
+                Err(Taken::Disconnected) => {
+                    // Every handle is gone, so every control message is visible now.
+                    return match self.control.try_recv() {
+                        Ok(control) => Next::Control(control),
+                        Err(_) => Next::End,
+                    };
+                }
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            let Ok(left) = park_time(deadline) else {
+                return Next::TimedOut;
+            };
+            self.data.sleep(left, || !self.control.is_empty());
+        }
+    }
+
+    /// A control message, if one was announced and has arrived.
+    #[inline]
+    fn take_control(&mut self) -> Option<Control<T>> {
+        if !self.data.control_pending() {
+            return None;
+        }
+        let control = self.control.try_recv().ok()?;
+        self.data.control_taken();
+        Some(control)
+    }
+
     /// Publishes the clock, wakes sleepers, settles closes, flushes counters.
     fn end_batch(&mut self) {
+        // The batch took from the intake: senders waiting for room may go on.
+        self.data.wake_producers();
         self.publish_through(self.stamp.max(self.window.released()));
         // The batch took from the intake: tasks waiting for room may go on.
         #[cfg(feature = "async")]
@@ -234,13 +283,11 @@ impl<T> Engine<T> {
 
     fn handle(&mut self, envelope: Envelope<T>) {
         // Joins that happened-before this message must be applied first; one message (this
-        // one) is in hand and not yet counted in `handled`. The emptiness check is one load;
-        // a `try_recv` on the (list-flavoured) control channel costs about 90 instructions,
-        // paid per data message (callgrind, BENCHMARKS.md).
-        if !self.control.is_empty() {
-            while let Ok(control) = self.control.try_recv() {
-                self.apply_control(control, 1);
-            }
+        // one) is in hand and not yet counted in `handled`. The check is one load of the
+        // intake's count of announced control messages; a `try_recv` on the control channel
+        // costs about 90 instructions (callgrind, BENCHMARKS.md).
+        while let Some(control) = self.take_control() {
+            self.apply_control(control, 1);
         }
         match envelope {
             Envelope::Send { to, value } => {
@@ -352,8 +399,11 @@ impl<T> Engine<T> {
             }
             Err(PushError::Gone(_)) => true,
             Err(PushError::Full(item)) => {
-                // Let everyone else see every stamp before this one while we wait.
+                // Let everyone else see every stamp before this one while we wait, and let
+                // senders waiting for the room this batch made go on (one of them may be the
+                // very reader we wait for).
                 self.publish_through(stamp - 1);
+                self.data.wake_producers();
                 match self.slot_mut(to).and_then(|slot| slot.inbox.as_mut()) {
                     Some(inbox) => inbox.push_blocking(item).is_err(),
                     None => true,

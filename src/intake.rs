@@ -2,9 +2,9 @@
 //!
 //! Two channels, because two kinds of traffic have different needs:
 //!
-//! * **data** ([`Envelope`]) — the user's messages, through a channel bounded by the
-//!   dispatcher's `bound`: a full intake is the back-pressure `send` blocks on (bound 0: a
-//!   rendezvous with the dispatcher).
+//! * **data** ([`Envelope`]) — the user's messages, through a queue bounded by the
+//!   dispatcher's `bound` ([`queue`]): a full intake is the back-pressure `send` blocks on
+//!   (bound 0: a rendezvous with the dispatcher).
 //! * **control** ([`Control`]) — handles joining and leaving, through an unbounded channel, so
 //!   that creating or dropping a handle never blocks (4.0.2 sent these through the bounded
 //!   channel, which is how dropping a sender could deadlock).
@@ -19,6 +19,13 @@
 //!   data messages are queued; a receiver is closed only once that many more have been handled.
 
 use crate::registry::ReceiverId;
+
+#[cfg(any(not(loom), test))]
+pub(crate) mod queue;
+/// Under `--cfg loom`, the crate-wide models use a stand-in (see its module doc).
+#[cfg(all(loom, not(test)))]
+#[path = "intake/twin.rs"]
+pub(crate) mod queue;
 
 /// Clones a broadcast payload; `<T as Clone>::clone`, captured where `T: Clone` is known, so
 /// the dispatcher itself never needs `T: Clone`.

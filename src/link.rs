@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use crate::clock::{Clock, Waited};
 use crate::error::{Mode, SendErrorKind};
 use crate::inbox::InboxFlags;
+use crate::intake::queue::{IntakeSender, Refused};
 use crate::intake::{Control, Envelope};
 use crate::registry::Registry;
 use crate::spill::dir::SpillRoot;
 use crate::stats::Counters;
 use crate::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
-use crate::sync::channel::{SendTimeoutError, Sender};
+use crate::sync::channel::Sender;
 use crate::sync::{Arc, Mutex};
 
 const MODE_UNSET: u8 = 0;
@@ -192,7 +193,7 @@ pub(crate) enum Submitted<T> {
 
 /// The channels into the dispatcher plus the shared state.
 pub(crate) struct Link<T> {
-    data: Sender<Envelope<T>>,
+    data: IntakeSender<Envelope<T>>,
     control: Sender<Control<T>>,
     pub(crate) shared: Arc<Shared>,
 }
@@ -209,7 +210,7 @@ impl<T> Clone for Link<T> {
 
 impl<T> Link<T> {
     pub(crate) fn new(
-        data: Sender<Envelope<T>>,
+        data: IntakeSender<Envelope<T>>,
         control: Sender<Control<T>>,
         shared: Arc<Shared>,
     ) -> Self {
@@ -222,8 +223,13 @@ impl<T> Link<T> {
 
     /// Hands a data message to the dispatcher, blocking while the intake is full. Gives the
     /// envelope back if the dispatcher thread is gone.
+    #[inline]
     pub(crate) fn submit(&self, envelope: Envelope<T>) -> Result<(), Envelope<T>> {
-        self.data.send(envelope).map_err(|e| e.0)
+        self.data
+            .send(envelope, None)
+            .map_err(|refused| match refused {
+                Refused::Full(e) | Refused::Timeout(e) | Refused::Gone(e) => e,
+            })
     }
 
     /// Like [`submit`](Self::submit), but waits for room in the intake only until `deadline`
@@ -233,16 +239,11 @@ impl<T> Link<T> {
         envelope: Envelope<T>,
         deadline: Option<Instant>,
     ) -> Result<(), (Envelope<T>, SendErrorKind)> {
-        let Some(deadline) = deadline else {
-            return self
-                .submit(envelope)
-                .map_err(|e| (e, SendErrorKind::DispatcherGone));
-        };
         self.data
-            .send_deadline(envelope, deadline)
-            .map_err(|e| match e {
-                SendTimeoutError::Timeout(e) => (e, SendErrorKind::Timeout),
-                SendTimeoutError::Disconnected(e) => (e, SendErrorKind::DispatcherGone),
+            .send(envelope, deadline)
+            .map_err(|refused| match refused {
+                Refused::Full(e) | Refused::Timeout(e) => (e, SendErrorKind::Timeout),
+                Refused::Gone(e) => (e, SendErrorKind::DispatcherGone),
             })
     }
 
@@ -251,22 +252,23 @@ impl<T> Link<T> {
     pub(crate) fn try_submit(&self, envelope: Envelope<T>) -> Submitted<T> {
         match self.data.try_send(envelope) {
             Ok(()) => Submitted::Done,
-            Err(crate::sync::channel::TrySendError::Full(envelope)) => Submitted::Full(envelope),
-            Err(crate::sync::channel::TrySendError::Disconnected(envelope)) => {
-                Submitted::Gone(envelope)
-            }
+            Err(Refused::Full(envelope) | Refused::Timeout(envelope)) => Submitted::Full(envelope),
+            Err(Refused::Gone(envelope)) => Submitted::Gone(envelope),
         }
     }
 
     /// Whether the intake has no room at all (bound 0: every send is a rendezvous).
     #[cfg(feature = "async")]
     pub(crate) fn intake_is_rendezvous(&self) -> bool {
-        self.data.capacity() == Some(0)
+        self.data.is_rendezvous()
     }
 
     /// Tells the dispatcher about a handle joining or leaving. Never blocks. Returns false if
     /// the dispatcher thread is gone.
     pub(crate) fn control(&self, message: Control<T>) -> bool {
-        self.control.send(message).is_ok()
+        self.data.announce_control();
+        let sent = self.control.send(message).is_ok();
+        self.data.ring();
+        sent
     }
 }

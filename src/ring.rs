@@ -151,11 +151,6 @@ pub(crate) fn ring<T>(capacity: usize) -> (RingWriter<T>, RingReader<T>) {
     (writer, reader)
 }
 
-/// The number of slots a ring of `capacity` allocates (for the up-front size check).
-pub(crate) fn slots_for(capacity: usize) -> Option<usize> {
-    capacity.max(1).checked_next_power_of_two()
-}
-
 impl<T> RingWriter<T> {
     /// Appends `value` if there is room and the reader is still there.
     #[inline]
