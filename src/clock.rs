@@ -77,12 +77,19 @@ impl Clock {
         self.released.load(Ordering::Acquire)
     }
 
-    /// Publishes `stamp` and unparks every receiver asleep.
+    /// Publishes `stamp` without waking anyone yet: a receiver that looks sees it, one that
+    /// sleeps sees it after the next [`wake_sleepers`](Clock::wake_sleepers), which the
+    /// caller owes it (the dispatcher defers it for a few batches while it is busy).
     ///
     /// Must only be called by the dispatcher, after every payload stamped `<= stamp` has been
     /// pushed, with stamps that never decrease.
-    pub(crate) fn publish(&self, stamp: usize) {
+    pub(crate) fn advance(&self, stamp: usize) {
         self.released.store(stamp, Ordering::Release);
+    }
+
+    /// Unparks every receiver asleep: the dispatcher's half of the sleep handshake, after
+    /// one or more [`advance`](Clock::advance)s.
+    pub(crate) fn wake_sleepers(&self) {
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) != 0 {
             self.wake_all();

@@ -83,6 +83,10 @@ const RETRY_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 /// Data messages handled per wake-up before the clock is published.
 const BATCH: usize = 256;
 
+/// While the intake stays busy, sleeping receivers are woken after at most this many batches
+/// (and at once when it empties, or before the dispatcher blocks).
+const WAKE_EVERY: u32 = 8;
+
 /// What [`Engine::next_message`] found.
 enum Next<T> {
     Control(Control<T>),
@@ -128,6 +132,15 @@ pub(crate) struct Engine<T> {
     broadcast_targets: Vec<ReceiverId>,
     /// Counts not yet added to the shared counters.
     local: DispatcherStats,
+    /// Whether the clock moved since sleepers were last woken.
+    unwoken: bool,
+    /// Batches since sleepers were last woken.
+    batches_unwoken: u32,
+    /// Receivers delivered to in this batch (each once): woken for their data even when the
+    /// clock's wake-up is deferred.
+    delivered: Vec<ReceiverId>,
+    /// Numbers the batches, for `Slot::delivered_in`.
+    batch_no: u64,
 }
 
 /// However the thread ends (after `shut_down`, or unwinding from a panic in a user's `Clone`),
@@ -166,6 +179,10 @@ impl<T> Engine<T> {
             broadcast_targets: Vec::new(),
             failing_spills: Vec::new(),
             local: DispatcherStats::default(),
+            unwoken: false,
+            batches_unwoken: 0,
+            delivered: Vec::new(),
+            batch_no: 0,
         }
     }
 
@@ -239,7 +256,25 @@ impl<T> Engine<T> {
     fn end_batch(&mut self) {
         // The batch took from the intake: senders waiting for room may go on.
         self.data.wake_producers();
-        self.publish_through(self.stamp.max(self.window.released()));
+        // Waking sleepers costs a futex call each. A busy dispatcher (more messages already
+        // queued) defers it for a few batches, so that a receiver asleep is woken once for
+        // several batches instead of once per batch (which a fast dispatcher, making small
+        // batches, would otherwise pay per message: fanout with parked receivers, pairs16).
+        // It wakes them at once when it runs out of work, and before it blocks on an inbox.
+        let wake = self.data.len() == 0 || self.batches_unwoken >= WAKE_EVERY;
+        self.publish_through(self.stamp.max(self.window.released()), wake);
+        if !wake && !self.delivered.is_empty() {
+            // Receivers with new data do not wait for the deferred wake-up. The fence orders
+            // this batch's pushes before the loads of their `asleep` flags.
+            crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
+            for &id in &self.delivered {
+                if let Some(inbox) = self.slots.get_mut(id).and_then(|s| s.inbox.as_ref()) {
+                    inbox.flags().wake_for_data();
+                }
+            }
+        }
+        self.delivered.clear();
+        self.batch_no += 1;
         // The batch took from the intake: tasks waiting for room may go on.
         #[cfg(feature = "async")]
         self.shared.intake_waiters.wake();
@@ -250,15 +285,25 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Flushes spill buffers, then publishes `stamp` (if newer) and unparks the receivers
-    /// that sleep.
-    fn publish_through(&mut self, stamp: usize) {
+    /// Flushes spill buffers, then publishes `stamp` (if newer); if `wake`, unparks the
+    /// receivers that sleep (owed since an earlier publish, if any).
+    fn publish_through(&mut self, stamp: usize, wake: bool) {
         self.flush_spills();
-        if stamp <= self.published {
+        if stamp > self.published {
+            self.published = stamp;
+            self.shared.clock.advance(stamp);
+            self.unwoken = true;
+        }
+        if !self.unwoken {
             return;
         }
-        self.published = stamp;
-        self.shared.clock.publish(stamp);
+        if wake {
+            self.shared.clock.wake_sleepers();
+            self.unwoken = false;
+            self.batches_unwoken = 0;
+        } else {
+            self.batches_unwoken += 1;
+        }
     }
 
     /// Writes every dirty spill buffer to disk.
@@ -380,7 +425,8 @@ impl<T> Engine<T> {
 
     /// Pushes one payload to one receiver, blocking only on that receiver's full inbox.
     fn deliver(&mut self, to: ReceiverId, value: T, stamp: usize) {
-        let Some(slot) = self.slot_mut(to) else {
+        let batch_no = self.batch_no;
+        let Some(slot) = self.slots.get_mut(to) else {
             self.local.undeliverable += 1;
             return;
         };
@@ -389,11 +435,21 @@ impl<T> Engine<T> {
             return;
         };
         let gone = match inbox.try_push((value, stamp)) {
-            Ok(Pushed::Memory) => false,
+            Ok(Pushed::Memory) => {
+                if slot.delivered_in != batch_no {
+                    slot.delivered_in = batch_no;
+                    self.delivered.push(to);
+                }
+                false
+            }
             Ok(Pushed::Buffered) => {
                 if !slot.dirty {
                     slot.dirty = true;
                     self.dirty.push(to);
+                }
+                if slot.delivered_in != batch_no {
+                    slot.delivered_in = batch_no;
+                    self.delivered.push(to);
                 }
                 false
             }
@@ -402,7 +458,7 @@ impl<T> Engine<T> {
                 // Let everyone else see every stamp before this one while we wait, and let
                 // senders waiting for the room this batch made go on (one of them may be the
                 // very reader we wait for).
-                self.publish_through(stamp - 1);
+                self.publish_through(stamp - 1, true);
                 self.data.wake_producers();
                 match self.slot_mut(to).and_then(|slot| slot.inbox.as_mut()) {
                     Some(inbox) => inbox.push_blocking(item).is_err(),
@@ -503,7 +559,7 @@ impl<T> Engine<T> {
             self.unhold(&held);
             self.release(stamp, held);
         }
-        self.publish_through(self.stamp.max(last_released));
+        self.publish_through(self.stamp.max(last_released), true);
         for inbox in self.slots.take_all_inboxes() {
             inbox.close(self.published);
         }

@@ -54,6 +54,10 @@ pub(crate) struct InboxFlags {
     closed_at: AtomicUsize,
     /// Cleared when the `ClockedReceiver` is dropped; senders check it to fail fast.
     receiver_alive: AtomicBool,
+    /// Set while the reader (or a `Select` or task watching it) is registered as asleep, so
+    /// that the dispatcher can wake it for data without waking every sleeper (see
+    /// [`InboxFlags::wake_for_data`]).
+    asleep: AtomicBool,
     unparker: Unparker,
     /// A [`Select`](crate::Select) or a task waiting on this inbox: woken on close.
     selector: Mutex<Option<Waiter>>,
@@ -73,6 +77,19 @@ impl InboxFlags {
     /// The spill state, if this inbox spills.
     pub(crate) fn spill(&self) -> Option<&std::sync::Arc<SpillShared>> {
         self.spill.as_ref()
+    }
+
+    /// Dispatcher: data was pushed to this inbox; wakes whoever sleeps on it. The caller
+    /// issues `fence(SeqCst)` between its pushes and this call: the sleeper sets `asleep`,
+    /// fences (in its clock registration) and re-checks the queue, so either it sees the data
+    /// or this sees the flag (the clock's handshake, per inbox).
+    pub(crate) fn wake_for_data(&self) {
+        if self.asleep.load(Ordering::Relaxed) {
+            self.unparker.unpark();
+            if let Some(waiter) = self.selector.lock().as_ref() {
+                waiter.wake();
+            }
+        }
     }
 }
 
@@ -171,6 +188,7 @@ fn build<T>(
     let flags = Arc::new(InboxFlags {
         closed_at: AtomicUsize::new(0),
         receiver_alive: AtomicBool::new(true),
+        asleep: AtomicBool::new(false),
         unparker: parker.unparker().clone(),
         selector: Mutex::new(None),
         spill: spill_shared,
@@ -223,6 +241,11 @@ impl InboxFlags {
 }
 
 impl<T> InboxWriter<T> {
+    /// The flags shared with the reader.
+    pub(crate) fn flags(&self) -> &InboxFlags {
+        &self.flags
+    }
+
     /// Pushes without blocking. A spilling inbox is never `Full`.
     pub(crate) fn try_push(&mut self, item: Stamped<T>) -> Result<Pushed, PushError<T>> {
         if let Some(spill) = self.spill.as_mut() {
@@ -426,6 +449,7 @@ impl<T> InboxReader<T> {
     /// selector looks again before it parks. Undone by [`unwatch`](Self::unwatch).
     pub(crate) fn watch(&self, clock: &Clock, key: usize, unparker: &Unparker) {
         *self.flags.selector.lock() = Some(Waiter::Thread(unparker.clone()));
+        self.flags.asleep.store(true, Ordering::Relaxed);
         clock.sleep(key, unparker);
     }
 
@@ -435,12 +459,14 @@ impl<T> InboxReader<T> {
     #[cfg(feature = "async")]
     pub(crate) fn watch_task(&self, clock: &Clock, waker: &std::task::Waker) {
         *self.flags.selector.lock() = Some(Waiter::Task(waker.clone()));
+        self.flags.asleep.store(true, Ordering::Relaxed);
         clock.sleep_task(self.key(), waker);
     }
 
     /// Removes what [`watch_task`](Self::watch_task) registered.
     #[cfg(feature = "async")]
     pub(crate) fn unwatch_task(&self, clock: &Clock) {
+        self.flags.asleep.store(false, Ordering::Relaxed);
         *self.flags.selector.lock() = None;
         clock.wake(self.key());
     }
@@ -452,6 +478,7 @@ impl<T> InboxReader<T> {
 
     /// Removes what [`watch`](Self::watch) registered.
     pub(crate) fn unwatch(&self, clock: &Clock, key: usize) {
+        self.flags.asleep.store(false, Ordering::Relaxed);
         *self.flags.selector.lock() = None;
         clock.wake(key);
     }
@@ -466,6 +493,8 @@ impl<T> InboxReader<T> {
     ) -> Option<R> {
         // The flags' address is a key unique among live receivers.
         let key = self.key();
+        // Before the registration's fence: see `InboxFlags::wake_for_data`.
+        self.flags.asleep.store(true, Ordering::Relaxed);
         clock.sleep(key, self.parker.unparker());
         let ready = recheck();
         if ready.is_none() {
@@ -475,6 +504,7 @@ impl<T> InboxReader<T> {
             }
         }
         clock.wake(key);
+        self.flags.asleep.store(false, Ordering::Relaxed);
         ready
     }
 }

@@ -37,6 +37,8 @@ pub(crate) struct Slot<T> {
     /// Which receiver, of those that have had this id, the slot holds: a close queued for an
     /// earlier holder of the id must not close a later one.
     pub(crate) epoch: u64,
+    /// The dispatcher's batch number when it last listed this receiver as delivered to.
+    pub(crate) delivered_in: u64,
 }
 
 /// Every receiver the dispatcher knows, and the list of those whose inbox is open.
@@ -69,6 +71,7 @@ impl<T> SlotTable<T> {
             senders: 1,
             held: 0,
             dirty: false,
+            delivered_in: u64::MAX,
         });
     }
 
