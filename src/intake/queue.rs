@@ -62,7 +62,7 @@ use crossbeam_utils::CachePadded;
 use crate::deadline::park_time;
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::cell::UnsafeCell;
-use crate::sync::{Arc, Backoff, Mutex, Parker, Unparker};
+use crate::sync::{Arc, Mutex, Parker, Unparker};
 
 struct Slot<T> {
     /// `pos + 1` once the value of position `pos` is written.
@@ -268,19 +268,12 @@ impl<T> IntakeSender<T> {
     /// the dispatcher to take it (see the module doc for the deadline there).
     pub(crate) fn send(&self, mut value: T, deadline: Option<Instant>) -> Result<(), Refused<T>> {
         let queue = &*self.queue;
-        // Room usually comes back within a batch: spin (then yield) a little before parking,
-        // as crossbeam's channels do; a park costs two futex calls.
-        let backoff = Backoff::new();
         loop {
             match self.try_claim(value) {
                 Ok(pos) if queue.rendezvous => return self.await_taken(pos, deadline),
                 Ok(_) => return Ok(()),
                 Err(Refused::Full(back)) => value = back,
                 Err(refused) => return Err(refused),
-            }
-            if !backoff.is_completed() {
-                backoff.snooze();
-                continue;
             }
             let Ok(timeout) = park_time(deadline) else {
                 return Err(Refused::Timeout(value));
