@@ -77,6 +77,16 @@ impl Workers {
         }
     }
 
+    /// This process's index (0 unless in a cluster).
+    pub fn process(&self) -> usize {
+        self.first / self.local.max(1)
+    }
+
+    /// How many processes the computation runs in.
+    pub fn processes(&self) -> usize {
+        self.peers / self.local.max(1)
+    }
+
     /// The index of this process's first worker.
     pub fn first(&self) -> usize {
         self.first
