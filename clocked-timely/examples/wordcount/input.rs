@@ -6,6 +6,8 @@
 //! event's time: producers forward each word under its position, out of order, and the
 //! process's dispatcher puts them back in order.
 
+#![allow(dead_code)] // the example, the tests and the bench each use a part
+
 use std::collections::BTreeMap;
 
 /// The words the logs draw from.
@@ -46,7 +48,6 @@ pub fn format_window(end: u64, counts: &[(String, u64)]) -> String {
 
 /// The windowed counts of `processes` logs of `events` words each, computed sequentially:
 /// the lines the example prints, in order.
-#[allow(dead_code)] // used by the tests, not by the example
 pub fn expected(processes: usize, events: usize, window: u64) -> Vec<String> {
     let mut windows: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
     for process in 0..processes {
