@@ -56,7 +56,13 @@ impl std::error::Error for PerWorkerError {
     }
 }
 
-/// Why a [`Sink`](crate::Sink) could not be built on this worker.
+/// Why a [`Sink`](crate::Sink) could not be built as asked on this worker.
+///
+/// Every worker must build the same dataflow: a worker that returns early from building
+/// (say with `?`) leaves the others waiting forever for its part of the computation. So
+/// `MissingSender` and `SenderOnOtherWorker` come back *after* the operator was built, without
+/// a sender, and `NoSuchWorker` is the same on every worker. Treat them as a bug to fix, and
+/// still finish building the dataflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SinkError {
     /// The sink worker's index is not a worker of the computation.

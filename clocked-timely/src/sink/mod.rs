@@ -142,7 +142,9 @@ impl<D: ExchangeData> Sink<D> {
     /// # Errors
     ///
     /// If the sink worker does not exist, if it has no sender, or if another worker was given
-    /// one (see [`SinkError`]).
+    /// one (see [`SinkError`]). In the last two cases the operator is built all the same,
+    /// without a sender (a misplaced one is dropped), so that the other workers, which
+    /// build theirs, are not left waiting for this one's; it forwards nothing.
     pub fn build<T: StampTime>(
         self,
         stream: Stream<'_, T, Vec<D>>,
@@ -156,15 +158,18 @@ impl<D: ExchangeData> Sink<D> {
                 peers,
             });
         }
-        let sender = match (this == sink_worker, self.sender) {
-            (true, None) => return Err(SinkError::MissingSender { worker: sink_worker }),
-            (false, Some(_)) => {
-                return Err(SinkError::SenderOnOtherWorker {
+        // A misplaced sender still builds the operator (without it): every worker must build
+        // the same dataflow, or the others would wait for this one's part forever.
+        let (sender, refused) = match (this == sink_worker, self.sender) {
+            (true, None) => (None, Some(SinkError::MissingSender { worker: sink_worker })),
+            (false, Some(_)) => (
+                None,
+                Some(SinkError::SenderOnOtherWorker {
                     sink_worker,
                     this_worker: this,
-                })
-            }
-            (_, sender) => sender,
+                }),
+            ),
+            (_, sender) => (sender, None),
         };
         let handle = SinkHandle::default();
         let stats = Arc::clone(&handle.stats);
@@ -214,7 +219,10 @@ impl<D: ExchangeData> Sink<D> {
                 !finished
             }
         });
-        Ok(handle)
+        match refused {
+            None => Ok(handle),
+            Some(error) => Err(error),
+        }
     }
 }
 
