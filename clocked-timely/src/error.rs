@@ -91,10 +91,16 @@ impl fmt::Display for SinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkError::NoSuchWorker { worker, peers } => {
-                write!(f, "sink worker {worker} does not exist (the computation has {peers} workers)")
+                write!(
+                    f,
+                    "sink worker {worker} does not exist (the computation has {peers} workers)"
+                )
             }
             SinkError::MissingSender { worker } => {
-                write!(f, "worker {worker} is the sink worker but was given no sender")
+                write!(
+                    f,
+                    "worker {worker} is the sink worker but was given no sender"
+                )
             }
             SinkError::SenderOnOtherWorker {
                 sink_worker,

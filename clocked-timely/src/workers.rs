@@ -206,7 +206,10 @@ impl<X> WorkerSlots<X> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         match slots.iter_mut().find(|(i, _)| *i == worker) {
             None => Ok(None),
-            Some((_, slot)) => slot.take().map(Some).ok_or(TakeError::AlreadyTaken { worker }),
+            Some((_, slot)) => slot
+                .take()
+                .map(Some)
+                .ok_or(TakeError::AlreadyTaken { worker }),
         }
     }
 

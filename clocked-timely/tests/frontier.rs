@@ -6,7 +6,8 @@
 //! At each such point: timely's frontier after the source is exactly one above the last
 //! stamp the receiver returned, which is the dispatcher's clock; every frontier seen on the
 //! way sat one above a stamp the receiver returned (or at a data stamp still in flight); every
-//! record arrived at its own stamp and none at a time the frontier had passed.
+//! record arrived at its own stamp (batched: carrying it, at a time at or below it) and none
+//! at a time the frontier had passed.
 
 mod support;
 
@@ -75,19 +76,45 @@ enum Op {
 
 impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Self {
-        *g.choose(&[Op::Mine, Op::Mine, Op::Other, Op::Other, Op::Empty, Op::Sync])
-            .expect("a non-empty choice")
+        *g.choose(&[
+            Op::Mine,
+            Op::Mine,
+            Op::Other,
+            Op::Other,
+            Op::Empty,
+            Op::Sync,
+        ])
+        .expect("a non-empty choice")
     }
 }
 
-/// What the worker observed; shared between the dataflow and the checks.
-struct Observed {
+/// What the worker observed; shared between the dataflow and the checks. `D` is what the
+/// stream carries: a value, or (batched) a value with its stamp.
+struct Observed<D> {
     returned: Rc<RefCell<Vec<(bool, usize)>>>,
-    log: Arc<Mutex<FrontierLog<u64, u32>>>,
+    log: Arc<Mutex<FrontierLog<u64, D>>>,
     handle: SourceHandle,
+    /// A record at a message time as `(stamp, value)`, or why it is wrong.
+    unpack: Unpack<D>,
 }
 
-impl Observed {
+/// Reads a record at a message time as `(stamp, value)`, or says why it is wrong.
+type Unpack<D> = fn(u64, &D) -> Result<(u64, u32), String>;
+
+fn exact(time: u64, value: &u32) -> Result<(u64, u32), String> {
+    Ok((time, *value))
+}
+
+fn batched(time: u64, &(value, stamp): &(u32, usize)) -> Result<(u64, u32), String> {
+    if time > stamp as u64 {
+        return Err(format!(
+            "record stamped {stamp} travels at the later time {time}"
+        ));
+    }
+    Ok((stamp as u64, value))
+}
+
+impl<D> Observed<D> {
     fn frontier(&self) -> Option<Option<u64>> {
         self.log.lock().unwrap().frontiers.last().copied()
     }
@@ -121,7 +148,9 @@ impl Observed {
         }
         let last = returned.last().map_or(0, |&(_, stamp)| stamp);
         if last != clock || self.handle.last_stamp() != clock {
-            return Err(format!("the receiver returned up to {last}, the clock is {clock}"));
+            return Err(format!(
+                "the receiver returned up to {last}, the clock is {clock}"
+            ));
         }
         for frontier in log.frontiers.iter().flatten() {
             let f = *frontier as usize;
@@ -130,7 +159,9 @@ impl Observed {
             let above_returned = f <= 1 || returned.iter().any(|&(_, s)| s + 1 == f);
             let at_data = returned.iter().any(|&(data, s)| data && s == f);
             if !(above_returned || at_data) {
-                return Err(format!("frontier {f} matches nothing returned: {returned:?}"));
+                return Err(format!(
+                    "frontier {f} matches nothing returned: {returned:?}"
+                ));
             }
         }
         // What was sent and released (forwarded stamps wait for the smaller ones).
@@ -139,15 +170,50 @@ impl Observed {
             .copied()
             .filter(|&(stamp, _)| stamp <= clock as u64)
             .collect();
-        if log.records != released {
-            return Err(format!("timely got {:?}, the dispatcher released {released:?}", log.records));
+        let records = log
+            .records
+            .iter()
+            .map(|(time, record)| (self.unpack)(*time, record))
+            .collect::<Result<Vec<_>, _>>()?;
+        if records != released {
+            return Err(format!(
+                "timely got {records:?}, the dispatcher released {released:?}"
+            ));
         }
         Ok(())
     }
 }
 
-/// Runs `ops` against a dispatcher in serializing (`forwarding == false`) or forwarding mode.
-fn run(ops: Vec<Op>, forwarding: bool) -> Result<(), String> {
+/// Runs `ops` against a dispatcher in serializing (`forwarding == false`) or forwarding
+/// mode, read by an exact or a batched source.
+fn run(ops: Vec<Op>, forwarding: bool, batches: bool) -> Result<(), String> {
+    if batches {
+        run_with(ops, forwarding, |source, scope, log| {
+            let (stream, handle) = source.build_batched(scope);
+            check_frontier(stream, log);
+            (handle, batched as fn(u64, &(u32, usize)) -> _)
+        })
+    } else {
+        run_with(ops, forwarding, |source, scope, log| {
+            let (stream, handle) = source.build(scope);
+            check_frontier(stream, log);
+            (handle, exact as fn(u64, &u32) -> _)
+        })
+    }
+}
+
+fn run_with<D: 'static>(
+    ops: Vec<Op>,
+    forwarding: bool,
+    build: impl FnOnce(
+            Source<Recording>,
+            timely::dataflow::Scope<'_, u64>,
+            Arc<Mutex<FrontierLog<u64, D>>>,
+        ) -> (SourceHandle, Unpack<D>)
+        + Send
+        + Sync
+        + 'static,
+) -> Result<(), String> {
     timely::execute_directly(move |worker| {
         let d = Builder::new().bound(256).inbox_capacity(256).build::<u32>();
         let (mine, rx) = d.new("mine-tx", "mine");
@@ -160,9 +226,13 @@ fn run(ops: Vec<Op>, forwarding: bool) -> Result<(), String> {
                 inner: rx.into_stream(),
                 returned: Rc::clone(&returned),
             };
-            let (stream, handle) = Source::new(recording).batch(3).build(scope);
-            check_frontier(stream, Arc::clone(&log));
-            Observed { returned, log, handle }
+            let (handle, unpack) = build(Source::new(recording).batch(3), scope, Arc::clone(&log));
+            Observed {
+                returned,
+                log,
+                handle,
+                unpack,
+            }
         });
 
         // In forwarding mode the case's data ops take stamps in a shuffled order.
@@ -226,11 +296,19 @@ fn verdict(outcome: Result<(), String>) -> TestResult {
 }
 
 fn serializing(ops: Vec<Op>) -> TestResult {
-    verdict(run(ops, false))
+    verdict(run(ops, false, false))
 }
 
 fn forwarding(ops: Vec<Op>) -> TestResult {
-    verdict(run(ops, true))
+    verdict(run(ops, true, false))
+}
+
+fn serializing_batched(ops: Vec<Op>) -> TestResult {
+    verdict(run(ops, false, true))
+}
+
+fn forwarding_batched(ops: Vec<Op>) -> TestResult {
+    verdict(run(ops, true, true))
 }
 
 #[test]
@@ -245,4 +323,18 @@ fn frontier_follows_the_receivers_clock_forwarding() {
     QuickCheck::new()
         .tests(200)
         .quickcheck(forwarding as fn(Vec<Op>) -> TestResult);
+}
+
+#[test]
+fn batched_frontier_follows_the_receivers_clock_serializing() {
+    QuickCheck::new()
+        .tests(200)
+        .quickcheck(serializing_batched as fn(Vec<Op>) -> TestResult);
+}
+
+#[test]
+fn batched_frontier_follows_the_receivers_clock_forwarding() {
+    QuickCheck::new()
+        .tests(200)
+        .quickcheck(forwarding_batched as fn(Vec<Op>) -> TestResult);
 }

@@ -88,6 +88,9 @@ fn an_idle_source_and_sink_cost_no_cpu() {
         "an idle second cost {used:?} of CPU (limit 50 ms, 5%)"
     );
     assert!(warm, "the first messages did not get through timely");
-    assert!(woken && latency < Duration::from_secs(1), "not woken after idling");
+    assert!(
+        woken && latency < Duration::from_secs(1),
+        "not woken after idling"
+    );
     assert_eq!(reader.join().unwrap(), 3, "the sink forwarded all three");
 }

@@ -25,7 +25,9 @@ fn example() -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("the test runs from target/<profile>/deps");
-    let binary = profile_dir.join("examples").join(format!("wordcount{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("wordcount{}", std::env::consts::EXE_SUFFIX));
     if !binary.exists() {
         let mut build = Command::new(env!("CARGO"));
         build.args(["build", "-p", "clocked-timely", "--example", "wordcount"]);
@@ -42,7 +44,10 @@ fn example() -> PathBuf {
 fn free_ports() -> [u16; 2] {
     let a = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     let b = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    [a.local_addr().unwrap().port(), b.local_addr().unwrap().port()]
+    [
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    ]
 }
 
 struct Finished {
@@ -87,12 +92,18 @@ fn finish(mut child: Child, deadline: Instant) -> Finished {
 fn run_pair(binary: &PathBuf, dir: &tempfile::TempDir) -> Option<(Finished, Finished)> {
     let [p0, p1] = free_ports();
     let hostfile = dir.path().join(format!("hosts-{p0}-{p1}"));
-    std::fs::write(&hostfile, format!("127.0.0.1:{p0}\n127.0.0.1:{p1}\n")).expect("write the hostfile");
+    std::fs::write(&hostfile, format!("127.0.0.1:{p0}\n127.0.0.1:{p1}\n"))
+        .expect("write the hostfile");
     let spawn = |process: usize| {
         Command::new(binary)
             .args(["-w", "1", "-n", "2", "-p", &process.to_string(), "-h"])
             .arg(&hostfile)
-            .args(["--events", &EVENTS.to_string(), "--window", &WINDOW.to_string()])
+            .args([
+                "--events",
+                &EVENTS.to_string(),
+                "--window",
+                &WINDOW.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -103,7 +114,9 @@ fn run_pair(binary: &PathBuf, dir: &tempfile::TempDir) -> Option<(Finished, Fini
     let second = thread::spawn(move || finish(second, deadline));
     let first = finish(first, deadline);
     let second = second.join().expect("the waiting thread");
-    let port_taken = |f: &Finished| f.stderr.contains("Address already in use") || f.stderr.contains("AddrInUse");
+    let port_taken = |f: &Finished| {
+        f.stderr.contains("Address already in use") || f.stderr.contains("AddrInUse")
+    };
     if !(first.success && second.success) && (port_taken(&first) || port_taken(&second)) {
         return None;
     }
@@ -117,8 +130,16 @@ fn two_processes_match_the_sequential_count() {
     let (first, second) = (0..3)
         .find_map(|_| run_pair(&binary, &dir))
         .expect("free ports in three tries");
-    assert!(first.success, "process 0 failed or timed out:\n{}\n{}", first.stdout, first.stderr);
-    assert!(second.success, "process 1 failed or timed out:\n{}\n{}", second.stdout, second.stderr);
+    assert!(
+        first.success,
+        "process 0 failed or timed out:\n{}\n{}",
+        first.stdout, first.stderr
+    );
+    assert!(
+        second.success,
+        "process 1 failed or timed out:\n{}\n{}",
+        second.stdout, second.stderr
+    );
     let windows: Vec<String> = first
         .stdout
         .lines()
@@ -126,7 +147,14 @@ fn two_processes_match_the_sequential_count() {
         .map(str::to_owned)
         .collect();
     assert_eq!(windows, input::expected(2, EVENTS, WINDOW));
-    assert!(first.stdout.contains(&format!("process 0: {} windows", windows.len())));
-    assert!(second.stdout.contains("process 1: the counts are printed by process 0"));
-    assert!(!second.stdout.contains("window "), "only process 0 prints counts");
+    assert!(first
+        .stdout
+        .contains(&format!("process 0: {} windows", windows.len())));
+    assert!(second
+        .stdout
+        .contains("process 1: the counts are printed by process 0"));
+    assert!(
+        !second.stdout.contains("window "),
+        "only process 0 prints counts"
+    );
 }

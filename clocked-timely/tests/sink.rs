@@ -19,6 +19,9 @@ use support::within;
 
 type Input = InputHandle<u64, CapacityContainerBuilder<Vec<u32>>>;
 
+/// What a downstream receiver got: messages of records, and watermarks.
+type Got = Vec<(Option<Vec<u32>>, usize)>;
+
 /// Two workers; worker `w` sends the records of `records` whose index is `w` modulo 2, each
 /// at its time (times must not decrease). Returns the sink's stats once it has ended, and
 /// everything the downstream receiver got until it closed.
@@ -26,7 +29,7 @@ fn through_sink(
     records: Vec<(u64, u32)>,
     downstream: Builder,
     seed: usize,
-) -> (SinkStats, Vec<(Option<Vec<u32>>, usize)>) {
+) -> (SinkStats, Got) {
     let d = downstream.seed(seed).build::<Vec<u32>>();
     let (tx, rx) = d.new("sink", "rx");
     let reader = thread::spawn(move || rx.collect::<Vec<_>>());
@@ -35,7 +38,10 @@ fn through_sink(
         let mut input = Input::new();
         let sink = worker.dataflow(|scope| {
             let sender = sender.take(scope.index()).unwrap();
-            Sink::new(0, sender).seed(seed).build(input.to_stream(scope)).unwrap()
+            Sink::new(0, sender)
+                .seed(seed)
+                .build(input.to_stream(scope))
+                .unwrap()
         });
         let index = worker.index();
         for (i, &(time, value)) in records.iter().enumerate() {
@@ -48,12 +54,16 @@ fn through_sink(
     })
     .unwrap();
     let handles: Vec<SinkHandle> = guards.join().into_iter().map(Result::unwrap).collect();
-    assert_eq!(handles[1].stats(), SinkStats::default(), "worker 1 forwards nothing");
+    assert_eq!(
+        handles[1].stats(),
+        SinkStats::default(),
+        "worker 1 forwards nothing"
+    );
     (handles[0].stats(), reader.join().unwrap())
 }
 
 /// The data messages of what a receiver got (which watermarks it sees depends on timing).
-fn data(got: Vec<(Option<Vec<u32>>, usize)>) -> Vec<(Vec<u32>, usize)> {
+fn data(got: Got) -> Vec<(Vec<u32>, usize)> {
     got.into_iter().filter_map(|(v, s)| Some((v?, s))).collect()
 }
 
@@ -101,13 +111,25 @@ fn property(steps: Vec<(u8, u32)>) -> TestResult {
     let checks = [
         (data == expected, "the data per time"),
         (got.windows(2).all(|w| w[0].1 < w[1].1), "stamps increase"),
-        (got.iter().all(|(_, stamp)| *stamp <= last), "nothing past the last time"),
-        (stats.messages == expected.len() as u64, "one message per time"),
+        (
+            got.iter().all(|(_, stamp)| *stamp <= last),
+            "nothing past the last time",
+        ),
+        (
+            stats.messages == expected.len() as u64,
+            "one message per time",
+        ),
         (stats.records == records.len() as u64, "every record"),
-        (stats.gaps as usize == last - expected.len(), "every other stamp, once"),
+        (
+            stats.gaps as usize == last - expected.len(),
+            "every other stamp, once",
+        ),
         (stats.accounted == last, "accounted up to the last time"),
         (stats.finished && stats.error.is_none(), "finished cleanly"),
-        (stats.refused + stats.undeliverable + stats.stale == 0, "nothing lost"),
+        (
+            stats.refused + stats.undeliverable + stats.stale == 0,
+            "nothing lost",
+        ),
     ];
     match checks.iter().find(|(ok, _)| !ok) {
         None => TestResult::passed(),
@@ -162,8 +184,14 @@ fn a_round_trip_keeps_stamps_and_fills_the_gaps() {
         .filter(|n| n % 4 != 2)
         .map(|n| (Some(vec![n]), n as usize))
         .collect();
-    assert_eq!(data, expected, "each value under the stamp the first dispatcher gave it");
-    assert_eq!((stats.messages, stats.records, stats.gaps), (3000, 3000, 1000));
+    assert_eq!(
+        data, expected,
+        "each value under the stamp the first dispatcher gave it"
+    );
+    assert_eq!(
+        (stats.messages, stats.records, stats.gaps),
+        (3000, 3000, 1000)
+    );
     assert_eq!(stats.accounted, 4000);
     assert!(stats.finished);
 }
@@ -186,7 +214,10 @@ fn records_below_the_first_stamp_are_refused_and_counted() {
 fn a_slow_reader_behind_a_small_intake_gets_everything() {
     let records: Vec<(u64, u32)> = (1..=300u32).map(|n| (u64::from(n), n)).collect();
     let (stats, got) = within(Duration::from_secs(60), move || {
-        let d = Builder::new().bound(1).inbox_capacity(1).build::<Vec<u32>>();
+        let d = Builder::new()
+            .bound(1)
+            .inbox_capacity(1)
+            .build::<Vec<u32>>();
         let (tx, rx) = d.new("sink", "rx");
         let reader = thread::spawn(move || {
             let mut got = Vec::new();
@@ -200,7 +231,9 @@ fn a_slow_reader_behind_a_small_intake_gets_everything() {
         let stats = timely::execute_directly(move |worker| {
             let mut input = Input::new();
             let sink = worker.dataflow(|scope| {
-                Sink::new(0, sender.lock().unwrap().take()).build(input.to_stream(scope)).unwrap()
+                Sink::new(0, sender.lock().unwrap().take())
+                    .build(input.to_stream(scope))
+                    .unwrap()
             });
             for &(time, value) in &records {
                 input.advance_to(time);
@@ -210,12 +243,20 @@ fn a_slow_reader_behind_a_small_intake_gets_everything() {
         });
         (stats.stats(), reader.join().unwrap())
     });
-    assert_eq!(got, (1..=300u32).map(|n| (Some(vec![n]), n as usize)).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        (1..=300u32)
+            .map(|n| (Some(vec![n]), n as usize))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(stats.records, 300);
 }
 
 /// Builds a one-worker sink with `downstream`'s sender; returns its stats after the run.
-fn one_worker_sink(receiver_gone: bool, serializing: bool) -> (SinkStats, Option<ClockedReceiver<Vec<u32>>>) {
+fn one_worker_sink(
+    receiver_gone: bool,
+    serializing: bool,
+) -> (SinkStats, Option<ClockedReceiver<Vec<u32>>>) {
     let d = clocked_dispatch::new::<Vec<u32>>(16);
     let (tx, rx) = d.new("sink", "rx");
     if serializing {
@@ -233,7 +274,9 @@ fn one_worker_sink(receiver_gone: bool, serializing: bool) -> (SinkStats, Option
         timely::execute_directly(move |worker| {
             let mut input = Input::new();
             let sink = worker.dataflow(|scope| {
-                Sink::new(0, sender.lock().unwrap().take()).build(input.to_stream(scope)).unwrap()
+                Sink::new(0, sender.lock().unwrap().take())
+                    .build(input.to_stream(scope))
+                    .unwrap()
             });
             for time in 1..=10 {
                 input.advance_to(time);
@@ -256,8 +299,14 @@ fn a_dropped_downstream_receiver_is_counted_and_the_clock_still_moves() {
 #[test]
 fn a_serializing_downstream_dispatcher_stops_the_sink_with_an_error() {
     let (stats, rx) = one_worker_sink(false, true);
-    assert!(matches!(stats.error, Some(SendErrorKind::WrongMode { .. })), "{stats:?}");
-    assert_eq!(stats.undeliverable, 10, "every record counted, none forwarded");
+    assert!(
+        matches!(stats.error, Some(SendErrorKind::WrongMode { .. })),
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.undeliverable, 10,
+        "every record counted, none forwarded"
+    );
     assert!(stats.finished);
     // the other pair's stamp 1 as a watermark, then the close: the sink dropped its sender
     let rest: Vec<_> = rx.unwrap().collect();
@@ -276,7 +325,10 @@ fn the_sink_worker_and_its_sender_must_agree() {
                 vec![
                     Sink::<u32>::new(0, None).build(input()).err(),
                     Sink::<u32>::new(3, None).build(input()).err(),
-                    Sink::new(0, sender.lock().unwrap().take()).seed(0).build(input()).err(),
+                    Sink::new(0, sender.lock().unwrap().take())
+                        .seed(0)
+                        .build(input())
+                        .err(),
                 ]
             })
         })
@@ -285,7 +337,10 @@ fn the_sink_worker_and_its_sender_must_agree() {
         errors,
         vec![
             Some(SinkError::MissingSender { worker: 0 }),
-            Some(SinkError::NoSuchWorker { worker: 3, peers: 1 }),
+            Some(SinkError::NoSuchWorker {
+                worker: 3,
+                peers: 1
+            }),
             None,
         ]
     );
@@ -301,14 +356,26 @@ fn a_sender_on_another_worker_is_refused_and_the_computation_still_ends() {
         let guards = timely::execute(timely::Config::process(2), move |worker| {
             worker.dataflow::<u64, _, _>(|scope| {
                 let sender = senders.take(scope.index()).unwrap();
-                Sink::new(0, sender).build(Input::new().to_stream(scope)).err()
+                Sink::new(0, sender)
+                    .build(Input::new().to_stream(scope))
+                    .err()
             })
         })
         .unwrap();
-        guards.join().into_iter().map(Result::unwrap).collect::<Vec<_>>()
+        guards
+            .join()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
     });
     assert_eq!(
         outcomes,
-        vec![None, Some(SinkError::SenderOnOtherWorker { sink_worker: 0, this_worker: 1 })]
+        vec![
+            None,
+            Some(SinkError::SenderOnOtherWorker {
+                sink_worker: 0,
+                this_worker: 1
+            })
+        ]
     );
 }

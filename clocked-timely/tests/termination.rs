@@ -126,7 +126,10 @@ fn a_fused_stream_on_one_worker_and_an_absent_source_on_the_other() {
         (handles, data)
     });
     assert!(handles.iter().all(SourceHandle::is_closed));
-    assert_eq!(handles.iter().map(SourceHandle::data).collect::<Vec<_>>(), vec![500, 0]);
+    assert_eq!(
+        handles.iter().map(SourceHandle::data).collect::<Vec<_>>(),
+        vec![500, 0]
+    );
     // the n-th message sent has stamp n + 1
     assert_eq!(data, (0..500).map(|n| (n + 1, n)).collect::<Vec<_>>());
 }
@@ -136,6 +139,12 @@ fn a_reader_is_taken_once() {
     let d = clocked_dispatch::new::<u64>(4);
     let (_senders, readers) = per_worker(&d, Workers::local(2), "n").unwrap();
     assert!(readers.take(1).unwrap().is_some());
-    assert_eq!(readers.take(1).err(), Some(TakeError::AlreadyTaken { worker: 1 }));
-    assert!(readers.take(7).unwrap().is_none(), "no reader for a worker of another process");
+    assert_eq!(
+        readers.take(1).err(),
+        Some(TakeError::AlreadyTaken { worker: 1 })
+    );
+    assert!(
+        readers.take(7).unwrap().is_none(),
+        "no reader for a worker of another process"
+    );
 }

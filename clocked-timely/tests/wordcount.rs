@@ -35,34 +35,75 @@ fn word_count(workers: usize, options: Options) -> (Vec<String>, FrontierLog<u64
 }
 
 fn check(workers: usize, options: Options) {
-    let (lines, log) = within(Duration::from_secs(120), move || word_count(workers, options));
+    let (lines, log) = within(Duration::from_secs(120), move || {
+        word_count(workers, options)
+    });
     assert_eq!(lines, expected(1, options.events, options.window));
-    assert!(log.violations.is_empty(), "late records: {:?}", &log.violations[..]);
+    assert!(
+        log.violations.is_empty(),
+        "late records: {:?}",
+        &log.violations[..]
+    );
     let mut words = log.records.clone();
     words.sort();
     let sent: Vec<(u64, String)> = (1..=options.events)
         .map(|position| (position as u64, input::word(0, position).to_owned()))
         .collect();
-    assert_eq!(words, sent, "every word reached timely once, at its position");
-    assert_eq!(log.frontiers.last(), Some(&None), "the computation finished");
+    assert_eq!(
+        words, sent,
+        "every word reached timely once, at its position"
+    );
+    assert_eq!(
+        log.frontiers.last(),
+        Some(&None),
+        "the computation finished"
+    );
 }
 
 #[test]
 fn one_worker_matches_the_sequential_count() {
-    check(1, Options { events: 50_000, producers: 4, window: 1_000 });
+    check(
+        1,
+        Options {
+            events: 50_000,
+            producers: 4,
+            window: 1_000,
+        },
+    );
 }
 
 #[test]
 fn two_workers_match_the_sequential_count() {
-    check(2, Options { events: 50_000, producers: 4, window: 1_000 });
+    check(
+        2,
+        Options {
+            events: 50_000,
+            producers: 4,
+            window: 1_000,
+        },
+    );
 }
 
 #[test]
 fn a_last_partial_window_and_one_producer() {
-    check(2, Options { events: 12_345, producers: 1, window: 1_000 });
+    check(
+        2,
+        Options {
+            events: 12_345,
+            producers: 1,
+            window: 1_000,
+        },
+    );
 }
 
 #[test]
 fn windows_of_one_stamp() {
-    check(2, Options { events: 2_000, producers: 3, window: 1 });
+    check(
+        2,
+        Options {
+            events: 2_000,
+            producers: 3,
+            window: 1,
+        },
+    );
 }

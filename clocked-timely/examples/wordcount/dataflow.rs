@@ -32,7 +32,10 @@ pub fn windowed_counts<'scope>(
                     };
                     let end = window_end(time, size);
                     let (_, counts) = windows.entry(end).or_insert_with(|| {
-                        (capability.delayed(&end, output.output_index()), HashMap::new())
+                        (
+                            capability.delayed(&end, output.output_index()),
+                            HashMap::new(),
+                        )
                     });
                     for word in words.drain(..) {
                         *counts.entry(word).or_default() += 1;
@@ -43,7 +46,9 @@ pub fn windowed_counts<'scope>(
                         break; // the window may still get words
                     }
                     let (capability, counts) = window.remove();
-                    output.session(&capability).give_iterator(counts.into_iter());
+                    output
+                        .session(&capability)
+                        .give_iterator(counts.into_iter());
                 }
             }
         },

@@ -78,9 +78,14 @@ fn main_result() -> Result<(), Box<dyn Error>> {
     let (options, timely_args) = parse(std::env::args())?;
     let config = timely::Config::from_args(timely_args.into_iter())?;
     let process = clocked_timely::Workers::from_config(&config).process();
-    let windows = run(config, options, |words| words, |end, counts| {
-        println!("{}", format_window(end, &counts));
-    })?;
+    let windows = run(
+        config,
+        options,
+        |words| words,
+        |end, counts| {
+            println!("{}", format_window(end, &counts));
+        },
+    )?;
     if process == 0 {
         println!("process 0: {windows} windows");
     } else {

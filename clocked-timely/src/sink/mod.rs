@@ -161,7 +161,12 @@ impl<D: ExchangeData> Sink<D> {
         // A misplaced sender still builds the operator (without it): every worker must build
         // the same dataflow, or the others would wait for this one's part forever.
         let (sender, refused) = match (this == sink_worker, self.sender) {
-            (true, None) => (None, Some(SinkError::MissingSender { worker: sink_worker })),
+            (true, None) => (
+                None,
+                Some(SinkError::MissingSender {
+                    worker: sink_worker,
+                }),
+            ),
             (false, Some(_)) => (
                 None,
                 Some(SinkError::SenderOnOtherWorker {

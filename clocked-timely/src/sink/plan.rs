@@ -111,7 +111,10 @@ impl<D> Plan<D> {
 
     /// Drops every waiting record (the forwarding has stopped); returns how many.
     pub(crate) fn discard(&mut self) -> usize {
-        std::mem::take(&mut self.pending).into_values().map(|r| r.len()).sum()
+        std::mem::take(&mut self.pending)
+            .into_values()
+            .map(|r| r.len())
+            .sum()
     }
 
     fn gap_to(&mut self, to: usize, out: &mut VecDeque<Item<D>>) {
@@ -147,7 +150,10 @@ mod tests {
         assert_eq!(plan.accept(3, &mut vec!['b']), 0);
         assert_eq!(plan.accept(5, &mut vec!['c']), 0);
         // the frontier at 3: stamps 1 and 2 are done, 3 may still get records
-        assert_eq!(released(&mut plan, Complete::Below(3)), vec![Item::Gap { from: 1, to: 3 }]);
+        assert_eq!(
+            released(&mut plan, Complete::Below(3)),
+            vec![Item::Gap { from: 1, to: 3 }]
+        );
         assert_eq!(
             released(&mut plan, Complete::Below(7)),
             vec![

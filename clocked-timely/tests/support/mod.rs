@@ -58,9 +58,11 @@ where
                     Some(Some(passed)) => time < passed,
                 };
                 if late_now || late_before {
-                    log.violations.push((time, frontier.frontier().first().copied()));
+                    log.violations
+                        .push((time, frontier.frontier().first().copied()));
                 }
-                log.records.extend(records.iter().map(|record| (time, record.clone())));
+                log.records
+                    .extend(records.iter().map(|record| (time, record.clone())));
                 output.session(&capability).give_container(records);
             });
             let now = frontier.frontier().first().copied();
