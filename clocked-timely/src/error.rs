@@ -6,7 +6,7 @@ use std::fmt;
 
 use clocked_dispatch::HandleError;
 
-/// Why a worker could not take its reader from a [`WorkerReaders`](crate::WorkerReaders).
+/// Why a worker could not take its handle from a [`WorkerSlots`](crate::WorkerSlots).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TakeError {
     /// The worker's reader was taken already (a dataflow built twice on one worker: build

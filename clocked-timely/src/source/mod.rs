@@ -38,7 +38,7 @@
 //!
 //! The reader is polled as a `futures_core::Stream` (the library's `async` feature) with a
 //! [`Waker`](std::task::Waker) that activates this operator through timely's
-//! `SyncActivator` (see [`crate::wake`]). When a poll returns `Pending`, the library has
+//! `SyncActivator` (see the crate documentation). When a poll returns `Pending`, the library has
 //! registered that waker, and the operator returns without asking to run again: the worker
 //! may park (`step_or_park`), and the dispatcher's next publish (or the inbox closing)
 //! activates the operator and unparks the worker. An idle source costs nothing. When the
