@@ -25,11 +25,7 @@ type Got = Vec<(Option<Vec<u32>>, usize)>;
 /// Two workers; worker `w` sends the records of `records` whose index is `w` modulo 2, each
 /// at its time (times must not decrease). Returns the sink's stats once it has ended, and
 /// everything the downstream receiver got until it closed.
-fn through_sink(
-    records: Vec<(u64, u32)>,
-    downstream: Builder,
-    seed: usize,
-) -> (SinkStats, Got) {
+fn through_sink(records: Vec<(u64, u32)>, downstream: Builder, seed: usize) -> (SinkStats, Got) {
     let d = downstream.seed(seed).build::<Vec<u32>>();
     let (tx, rx) = d.new("sink", "rx");
     let reader = thread::spawn(move || rx.collect::<Vec<_>>());
