@@ -37,11 +37,12 @@
 //!
 //! # Invariants (the tests check them)
 //!
-//! * **Source**: timely's frontier after a source is exactly one above the last stamp its
-//!   receiver returned, data or watermark; so no record arrives at a time the frontier had
-//!   passed, and timely never waits for a stamp the dispatcher has passed. Every value
-//!   arrives at its stamp (batched: carries it, at a time at or below it). The computation
-//!   ends when the senders are gone.
+//! * **Source**: its capability is always exactly one above the last stamp its receiver
+//!   returned, data or watermark, so timely's frontier after it is that (or the stamp of a
+//!   record still on its way); no record arrives at a time the frontier had passed, and timely
+//!   never waits for a stamp the dispatcher has passed. Every value arrives at its stamp
+//!   (batched: carries it, at a time at or below it). The computation ends when the senders
+//!   are gone.
 //! * **Sink**: every stamp from the first on is forwarded exactly once, in order, data or
 //!   not, up to timely's frontier (and, at the end, up to the last record); the downstream
 //!   receiver closes when the computation ends.

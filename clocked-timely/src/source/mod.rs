@@ -11,7 +11,7 @@
 //!   differential dataflow uses: a batch travels at its lower bound, each record carries its
 //!   own time). An operator reads the record's stamp, not the message's time; the frontier
 //!   keeps its meaning: once it has passed `s`, every record stamped `s` or below has
-//!   arrived. Many times faster (see the crate's BENCHMARKS section).
+//!   arrived. Several times faster (BENCHMARKS.md, section "timely").
 //!
 //! # Design
 //!
@@ -26,8 +26,9 @@
 //!   computation can finish.
 //!
 //! At the end of the activation the capability is downgraded to `last + 1`, `last` being the
-//! highest stamp read (data or watermark). So the frontier downstream of the source is
-//! always *exactly* one above the last stamp the receiver returned:
+//! highest stamp read (data or watermark). So the source's capability is always *exactly* one
+//! above the last stamp the receiver returned, and the frontier downstream is that, or the
+//! stamp of a record the source gave that is still on its way:
 //!
 //! * a record never arrives at a time the frontier has passed (the receiver's stamps
 //!   strictly increase, and after `(None, c)` nothing at or below `c` is delivered);
@@ -38,8 +39,8 @@
 //!
 //! The reader is polled as a `futures_core::Stream` (the library's `async` feature) with a
 //! [`Waker`](std::task::Waker) that activates this operator through timely's
-//! `SyncActivator` (see the crate documentation). When a poll returns `Pending`, the library has
-//! registered that waker, and the operator returns without asking to run again: the worker
+//! `SyncActivator` (see the crate documentation). When a poll returns `Pending`, the library
+//! has registered that waker, and the operator returns without asking to run again: the worker
 //! may park (`step_or_park`), and the dispatcher's next publish (or the inbox closing)
 //! activates the operator and unparks the worker. An idle source costs nothing. When the
 //! batch is used up with items still coming, the operator activates itself, so other
