@@ -28,6 +28,12 @@
 //! lives in the process that runs that worker, and only that process has the downstream
 //! dispatcher). A dispatcher must have no other forwarder: the sink accounts for every stamp.
 //!
+//! The sink never blocks its worker while the downstream intake is full: it forwards with
+//! `forward_async` and is woken when there is room, keeping what timely produced meanwhile.
+//! Give the downstream dispatcher a bound of at least 1: with bound 0 (a rendezvous) the
+//! library's `forward_async` blocks the thread, and so the worker, until a reader takes each
+//! message.
+//!
 //! When the input is finished (its frontier is empty) and everything is forwarded, the sink
 //! drops its sender, so the downstream receiver closes once its other senders are gone. Until
 //! then the operator reports itself incomplete, so timely keeps the dataflow alive.
