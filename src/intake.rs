@@ -20,6 +20,27 @@
 
 use crate::registry::ReceiverId;
 
+/// Why a message was not queued in the intake; it comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused<T> {
+    /// No room now.
+    Full(T),
+    /// No room before the deadline.
+    #[cfg_attr(all(loom, not(test)), allow(dead_code))]
+    Timeout(T),
+    /// The dispatcher thread is gone.
+    Gone(T),
+}
+
+/// What a take from the intake found, when it found no message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// Nothing now.
+    Empty,
+    /// Nothing, and every producer is gone: nothing ever will be.
+    Disconnected,
+}
+
 #[cfg(any(not(loom), test))]
 pub(crate) mod queue;
 /// Under `--cfg loom`, the crate-wide models use a stand-in (see its module doc).

@@ -54,14 +54,24 @@ pub trait ClockedRead<T> {
             return Ok(0);
         }
         out.push(self.recv()?);
-        let mut taken = 1;
-        while taken < max {
-            match self.try_recv() {
-                Ok(item) => out.push(item),
-                Err(_) => break,
-            }
-            taken += 1;
-        }
-        Ok(taken)
+        Ok(fill_ready(self, out, 1, max))
     }
+}
+
+/// The rest of a `recv_many` after its first item: appends what `try_recv` has ready until
+/// `taken` reaches `max`; returns the new `taken`.
+pub(crate) fn fill_ready<T, R: ClockedRead<T> + ?Sized>(
+    reader: &R,
+    out: &mut Vec<(Option<T>, usize)>,
+    mut taken: usize,
+    max: usize,
+) -> usize {
+    while taken < max {
+        match reader.try_recv() {
+            Ok(item) => out.push(item),
+            Err(_) => break,
+        }
+        taken += 1;
+    }
+    taken
 }

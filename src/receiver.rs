@@ -251,14 +251,7 @@ impl<T> ClockedReceiver<T> {
         taken += self
             .inbox
             .pop_memory_run(max - taken, |(value, stamp)| out.push((Some(value), stamp)));
-        while taken < max {
-            match self.try_recv() {
-                Ok(item) => out.push(item),
-                Err(_) => break,
-            }
-            taken += 1;
-        }
-        Ok(taken)
+        Ok(crate::read::fill_ready(self, out, taken, max))
     }
 
     /// An iterator over what is ready now; it ends at the first `try_recv` error.

@@ -59,6 +59,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+pub(crate) use super::{Refused, Taken};
 use crate::deadline::park_time;
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::cell::UnsafeCell;
@@ -111,26 +112,6 @@ pub(crate) struct IntakeReceiver<T> {
     /// Equal to `queue.head`: only this handle stores it.
     head: usize,
     parker: Parker,
-}
-
-/// Why a message was not queued; it comes back.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Refused<T> {
-    /// No room now.
-    Full(T),
-    /// No room before the deadline.
-    Timeout(T),
-    /// The dispatcher thread is gone.
-    Gone(T),
-}
-
-/// What a take found, when it found no message.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Taken {
-    /// Nothing now.
-    Empty,
-    /// Nothing, and every producer is gone: nothing ever will be.
-    Disconnected,
 }
 
 /// A queue for the intake of a dispatcher with `bound` (0: rendezvous).

@@ -16,22 +16,7 @@ use std::time::{Duration, Instant};
 
 use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// Why a message was not queued; it comes back.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Refused<T> {
-    Full(T),
-    /// Never made here (loom has no clock), but matched on by the callers.
-    #[allow(dead_code)]
-    Timeout(T),
-    Gone(T),
-}
-
-/// What a take found, when it found no message.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Taken {
-    Empty,
-    Disconnected,
-}
+pub(crate) use super::{Refused, Taken};
 
 struct State<T> {
     queue: VecDeque<T>,
