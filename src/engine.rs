@@ -434,22 +434,18 @@ impl<T> Engine<T> {
             self.local.undeliverable += 1;
             return;
         };
+        // Listed once per batch, whichever way the push goes: its reader is woken for the
+        // data at the end of the batch (a receiver found gone is skipped there).
+        if slot.delivered_in != batch_no {
+            slot.delivered_in = batch_no;
+            self.delivered.push(to);
+        }
         let gone = match inbox.try_push((value, stamp)) {
-            Ok(Pushed::Memory) => {
-                if slot.delivered_in != batch_no {
-                    slot.delivered_in = batch_no;
-                    self.delivered.push(to);
-                }
-                false
-            }
+            Ok(Pushed::Memory) => false,
             Ok(Pushed::Buffered) => {
                 if !slot.dirty {
                     slot.dirty = true;
                     self.dirty.push(to);
-                }
-                if slot.delivered_in != batch_no {
-                    slot.delivered_in = batch_no;
-                    self.delivered.push(to);
                 }
                 false
             }
