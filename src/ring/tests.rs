@@ -195,7 +195,14 @@ fn blocking_writer_and_a_reader_thread_move_everything_in_order() {
                 Err(Popped::Disconnected) => panic!("writer gone early"),
             }
         }
-        reader.try_pop()
+        // The writer may not have been dropped yet: wait for it. What comes next must be
+        // `Disconnected`, never another value.
+        loop {
+            match reader.try_pop() {
+                Err(Popped::Empty) => std::thread::yield_now(),
+                other => return other,
+            }
+        }
     });
     for value in 0..count {
         writer.push_blocking(value).expect("reader alive");
