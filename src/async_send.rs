@@ -178,7 +178,7 @@ impl<T> SendFuture<'_, T> {
             Submitted::Full(envelope) if link.intake_is_rendezvous() => {
                 // A rendezvous cannot be waited on by a task: block, as `send` does.
                 return match link.submit(envelope) {
-                    Ok(()) => Submit::Done,
+                    Ok(_) => Submit::Done,
                     Err(envelope) => Submit::Failed(envelope, SendErrorKind::DispatcherGone),
                 };
             }

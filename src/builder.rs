@@ -7,9 +7,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::dispatcher::Dispatcher;
+use crate::engine::journaling::EngineJournal;
 use crate::engine::Engine;
-use crate::error::{BuildError, CapacityError, SpillSetupError};
+use crate::error::{BuildError, CapacityError, JournalError, SpillSetupError};
 use crate::intake::Envelope;
+use crate::journal::log::Journal;
+use crate::journal::Durability;
 use crate::link::{Link, Shared};
 use crate::spill::dir::SpillRoot;
 use crate::spill::{Codec, DiskFull, SpillConfig};
@@ -34,6 +37,9 @@ pub const MAX_PREALLOCATED_BYTES: usize = 1 << 30;
 /// Default for [`Builder::segment_size`]: 8 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 8 << 20;
 
+/// The journal segment size a [`Builder`] starts with: 64 MiB.
+pub const DEFAULT_JOURNAL_SEGMENT_SIZE: u64 = 64 << 20;
+
 /// Configures and starts a dispatcher.
 ///
 /// ```
@@ -57,6 +63,9 @@ pub struct Builder {
     disk_limit: u64,
     when_disk_full: DiskFull,
     segment_size: u64,
+    journal_dir: Option<PathBuf>,
+    durability: Durability,
+    journal_segment_size: u64,
 }
 
 impl Default for Builder {
@@ -72,6 +81,9 @@ impl Default for Builder {
             disk_limit: u64::MAX,
             when_disk_full: DiskFull::Block,
             segment_size: DEFAULT_SEGMENT_SIZE,
+            journal_dir: None,
+            durability: Durability::None,
+            journal_segment_size: DEFAULT_JOURNAL_SEGMENT_SIZE,
         }
     }
 }
@@ -186,6 +198,93 @@ impl Builder {
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes.max(1);
         self
+    }
+
+    /// Journals the dispatcher in `dir` (created if needed): see [`crate::journal`] and
+    /// [`build_journaled`](Self::build_journaled).
+    pub fn journal<P: Into<PathBuf>>(mut self, dir: P) -> Self {
+        self.journal_dir = Some(dir.into());
+        self
+    }
+
+    /// When a journaled message counts as stored; [`Durability::None`] by default.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The size at which the journal starts a new segment file; default
+    /// [`DEFAULT_JOURNAL_SEGMENT_SIZE`].
+    pub fn journal_segment_size(mut self, bytes: u64) -> Self {
+        self.journal_segment_size = bytes.max(1);
+        self
+    }
+
+    /// Builds a journaled dispatcher in the directory given to [`journal`](Self::journal):
+    /// every message is written to the journal before it is delivered, the clock resumes
+    /// above the last stamp the journal holds, and a receiver created under a name the journal
+    /// knows first gets that name's messages after its last
+    /// [`commit`](crate::ClockedReceiver::commit). Payloads are stored as their postcard
+    /// encoding, as for spill.
+    ///
+    /// A seed below the journal's last stamp is raised to it.
+    ///
+    /// # Errors
+    ///
+    /// [`NotJournaled`](JournalError::NotJournaled) if no directory was given;
+    /// [`InUse`](JournalError::InUse) if another dispatcher has the journal open; an
+    /// [`Io`](JournalError::Io) error if it cannot be created, read or repaired; as
+    /// [`try_build`](Self::try_build) for capacities and the thread.
+    ///
+    /// ```
+    /// use clocked_dispatch::{Builder, Durability};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// for run in 0..2 {
+    ///     let d = Builder::new()
+    ///         .bound(8)
+    ///         .journal(dir.path())
+    ///         .durability(Durability::Batch)
+    ///         .build_journaled::<u64>()
+    ///         .unwrap();
+    ///     let (tx, rx) = d.new("tx", "rx");
+    ///     tx.send(run).unwrap();
+    ///     // The second run's stamp follows the first run's.
+    ///     let (value, stamp) = rx.recv().unwrap();
+    ///     if run == 1 {
+    ///         // Not committed in run 0: replayed first.
+    ///         assert_eq!((value, stamp), (Some(0), 1));
+    ///         assert_eq!(rx.recv().unwrap(), (Some(1), 2));
+    ///     }
+    /// }
+    /// ```
+    pub fn build_journaled<T>(mut self) -> Result<Dispatcher<T>, JournalError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let dir = self.journal_dir.clone().ok_or(JournalError::NotJournaled)?;
+        check_capacity::<(usize, Envelope<T>)>("bound", self.bound)
+            .map_err(JournalError::Capacity)?;
+        let setting = match self.inbox_capacity {
+            Some(_) => "inbox_capacity",
+            None => "bound",
+        };
+        check_capacity::<(T, usize)>(setting, self.effective_inbox_capacity())
+            .map_err(JournalError::Capacity)?;
+        let journal = std::sync::Arc::new(Journal::open(
+            dir,
+            self.durability,
+            self.journal_segment_size,
+        )?);
+        self.seed = self.seed.max(journal.recovered().last_stamp);
+        let codec = Codec::postcard();
+        let returned = std::sync::Arc::new(parking_lot::Mutex::new(Default::default()));
+        let engine_journal = EngineJournal::new(journal.clone(), codec.encode, returned.clone());
+        let (mut link, thread) = self
+            .start_with(None, Some((journal, engine_journal)))
+            .map_err(JournalError::Thread)?;
+        link.returned = Some(returned);
+        Ok(Dispatcher::journaled(link, thread, codec))
     }
 
     /// Starts a dispatcher whose receivers spill to disk when they fall behind: the
@@ -317,15 +416,34 @@ impl Builder {
         self,
         spill: Option<std::sync::Arc<SpillRoot>>,
     ) -> io::Result<(Link<T>, thread::JoinHandle<()>)> {
-        let shared = Arc::new(Shared::new(
+        self.start_with(spill, None)
+    }
+
+    fn start_with<T: Send + 'static>(
+        self,
+        spill: Option<std::sync::Arc<SpillRoot>>,
+        journal: Option<(std::sync::Arc<Journal>, EngineJournal<T>)>,
+    ) -> io::Result<(Link<T>, thread::JoinHandle<()>)> {
+        let mut shared = Shared::new(
             self.seed,
             self.reorder_window,
             self.effective_inbox_capacity(),
             spill,
-        ));
+        );
+        let engine_journal = journal.map(|(journal, engine_journal)| {
+            shared.journal = Some(journal);
+            engine_journal
+        });
+        let shared = Arc::new(shared);
         let (data_tx, data_rx) = crate::intake::queue::intake_queue(self.bound);
         let (control_tx, control_rx) = channel::unbounded();
-        let engine = Engine::new(shared.clone(), data_rx, control_rx, self.seed);
+        let engine = Engine::new(
+            shared.clone(),
+            data_rx,
+            control_rx,
+            self.seed,
+            engine_journal,
+        );
         let thread = thread::Builder::new()
             .name(self.thread_name)
             .spawn(move || engine.run())?;

@@ -2,9 +2,11 @@
 
 use std::fmt;
 
+use crate::engine::journaling::JournalJoin;
 use crate::error::{HandleError, Mode};
 use crate::inbox::{inbox, spilling_inbox};
 use crate::intake::Control;
+use crate::journal::RecoveryReport;
 use crate::link::Link;
 use crate::receiver::ClockedReceiver;
 use crate::sender::ClockedSender;
@@ -26,6 +28,8 @@ pub struct Dispatcher<T: Send> {
     /// How receivers' backlogs are spilled, for a dispatcher built with
     /// [`Builder::build_spilling`](crate::Builder::build_spilling).
     spill: Option<(std::sync::Arc<SpillRoot>, Codec<T>)>,
+    /// Journaled: how receivers decode what they replay.
+    journal_codec: Option<Codec<T>>,
     thread: thread::JoinHandle<()>,
 }
 
@@ -34,6 +38,7 @@ impl<T: Send> Dispatcher<T> {
         Dispatcher {
             link,
             spill: None,
+            journal_codec: None,
             thread,
         }
     }
@@ -47,6 +52,20 @@ impl<T: Send> Dispatcher<T> {
         Dispatcher {
             link,
             spill: Some((root, codec)),
+            journal_codec: None,
+            thread,
+        }
+    }
+
+    pub(crate) fn journaled(
+        link: Link<T>,
+        thread: thread::JoinHandle<()>,
+        codec: Codec<T>,
+    ) -> Self {
+        Dispatcher {
+            link,
+            spill: None,
+            journal_codec: Some(codec),
             thread,
         }
     }
@@ -147,7 +166,17 @@ impl<T: Send> Dispatcher<T> {
         };
         // Read after the id is reserved: every stamp published so far was assigned before this
         // receiver existed, so none of them can be for it.
-        let seen = shared.clock.read();
+        let mut seen = shared.clock.read();
+        // Journaled: the name's journal id, and whether it has a backlog to replay first (it
+        // then starts below the clock, at its last commit).
+        let journal = shared.journal.as_ref().map(|journal| {
+            let (journal_id, new) = journal.id_for(&receiver);
+            let plan = std::sync::Arc::new(std::sync::OnceLock::new());
+            if !new {
+                seen = seen.min(journal.committed(journal_id) as usize);
+            }
+            (journal_id, new, plan)
+        });
         let gauges = std::sync::Arc::new(Gauges::new(receiver.clone(), seen));
         let (writer, reader) = match &self.spill {
             None => inbox(gauges, shared.inbox_capacity, seen),
@@ -156,15 +185,30 @@ impl<T: Send> Dispatcher<T> {
                 Err(e) => return Err(give_back(HandleError::SpillDirectory(e.kind()))),
             },
         };
+        let journal_join = match (&journal, &shared.journal, &self.journal_codec) {
+            (Some((journal_id, new, plan)), Some(log), Some(codec)) => {
+                if !new {
+                    reader.replay_first(plan.clone(), log.dir().to_path_buf(), codec.decode);
+                }
+                Some(Box::new(JournalJoin {
+                    id: *journal_id,
+                    name: receiver.clone(),
+                    plan: plan.clone(),
+                }))
+            }
+            _ => None,
+        };
         let flags = reader.flags().clone();
-        if !self
-            .link
-            .control(Control::NewReceiver { id, inbox: writer })
-        {
+        if !self.link.control(Control::NewReceiver {
+            id,
+            inbox: writer,
+            journal: journal_join,
+        }) {
             return Err(give_back(HandleError::DispatcherGone));
         }
         let listed = shared.list_receiver(flags.clone());
-        let rx = ClockedReceiver::new(receiver, reader, shared.clone(), listed);
+        let mut rx = ClockedReceiver::new(receiver, reader, shared.clone(), listed);
+        rx.journal_id = journal.map(|(journal_id, _, _)| journal_id);
         let tx = ClockedSender::joined(sender.into(), id, flags, self.link.clone());
         Ok((tx, rx))
     }
@@ -189,6 +233,16 @@ impl<T: Send> Dispatcher<T> {
             .map(|flags| flags.status(clock))
             .collect();
         Status { clock, receivers }
+    }
+
+    /// What opening the journal found: the clock it resumed from, torn bytes cut, damaged
+    /// records skipped. `None` if the dispatcher has no journal.
+    pub fn recovery(&self) -> Option<&RecoveryReport> {
+        self.link
+            .shared
+            .journal
+            .as_ref()
+            .map(|journal| journal.recovered())
     }
 
     /// The mode, once the first data message has fixed it.

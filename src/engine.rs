@@ -38,6 +38,14 @@
 //! the clock is published, so a published watermark never runs ahead of a buffered record (see
 //! [`crate::spill`]).
 //!
+//! # Journaling
+//!
+//! With a journal, a stamped message is not delivered at once: it is encoded into the batch's
+//! records and staged, and at the end of the batch (before the clock is published, and before
+//! a receiver joins) the records are written with one write (and synced per the durability
+//! mode), waiting senders are settled, and only then is what was staged delivered. See
+//! [`journaling`].
+//!
 //! # Closing and forgetting
 //!
 //! A receiver closes when it has no sender left, no broadcaster exists, every data message
@@ -59,7 +67,6 @@
 //! holds (skipping stamps nobody can fill any more, counted in
 //! [`DispatcherStats::skipped_stamps`]), closes every inbox and exits.
 
-use crate::inbox::{PushError, Pushed};
 use crate::intake::{Cloner, Control, Envelope};
 use crate::link::Shared;
 use std::collections::VecDeque;
@@ -69,6 +76,8 @@ use crate::reorder::{Rejected, ReorderWindow};
 use crate::slots::SlotTable;
 
 mod closing;
+mod delivery;
+pub(crate) mod journaling;
 
 use crate::deadline::park_time;
 use crate::intake::queue::{IntakeReceiver, Taken};
@@ -76,6 +85,7 @@ use crate::stats::DispatcherStats;
 use crate::sync::channel::Receiver;
 use crate::sync::{Arc, Backoff};
 use closing::PendingClose;
+use journaling::EngineJournal;
 
 /// How often the dispatcher wakes, while a spilling receiver's disk is failing, to retry it.
 const RETRY_TICK: std::time::Duration = std::time::Duration::from_millis(10);
@@ -141,6 +151,9 @@ pub(crate) struct Engine<T> {
     delivered: Vec<ReceiverId>,
     /// Numbers the batches, for `Slot::delivered_in`.
     batch_no: u64,
+    /// The journal, if the dispatcher has one: messages are then staged, written, and only
+    /// then delivered (see [`journaling`]).
+    journal: Option<EngineJournal<T>>,
 }
 
 /// However the thread ends (after `shut_down`, or unwinding from a panic in a user's `Clone`),
@@ -148,6 +161,7 @@ pub(crate) struct Engine<T> {
 impl<T> Drop for Engine<T> {
     fn drop(&mut self) {
         self.shared.clock.stop();
+        self.stop_journal();
         #[cfg(feature = "async")]
         self.shared.intake_waiters.wake();
     }
@@ -159,6 +173,7 @@ impl<T> Engine<T> {
         data: IntakeReceiver<Envelope<T>>,
         control: Receiver<Control<T>>,
         seed: usize,
+        journal: Option<EngineJournal<T>>,
     ) -> Self {
         let window = ReorderWindow::new(seed, shared.reorder_window);
         Engine {
@@ -183,6 +198,7 @@ impl<T> Engine<T> {
             batches_unwoken: 0,
             delivered: Vec::new(),
             batch_no: 0,
+            journal,
         }
     }
 
@@ -288,6 +304,8 @@ impl<T> Engine<T> {
     /// Flushes spill buffers, then publishes `stamp` (if newer); if `wake`, unparks the
     /// receivers that sleep (owed since an earlier publish, if any).
     fn publish_through(&mut self, stamp: usize, wake: bool) {
+        // Journaled: written before delivered, and before the clock says it happened.
+        self.settle_journal();
         self.flush_spills();
         if stamp > self.published {
             self.published = stamp;
@@ -337,17 +355,30 @@ impl<T> Engine<T> {
         match envelope {
             Envelope::Send { to, value } => {
                 self.stamp += 1;
-                self.deliver(to, value, self.stamp);
+                if self.journal.is_some() {
+                    self.stage(self.stamp, Held::Unicast(to, value), Some(self.handled));
+                } else {
+                    self.deliver(to, value, self.stamp);
+                }
             }
             Envelope::SendMany { to, values } => {
                 for value in values {
                     self.stamp += 1;
-                    self.deliver(to, value, self.stamp);
+                    if self.journal.is_some() {
+                        self.stage(self.stamp, Held::Unicast(to, value), Some(self.handled));
+                    } else {
+                        self.deliver(to, value, self.stamp);
+                    }
                 }
             }
             Envelope::Broadcast { value, cloner } => {
                 self.stamp += 1;
-                self.deliver_to_all(value, cloner, self.stamp);
+                if self.journal.is_some() {
+                    let held = Held::Broadcast(value, cloner);
+                    self.stage(self.stamp, held, Some(self.handled));
+                } else {
+                    self.deliver_to_all(value, cloner, self.stamp);
+                }
             }
             Envelope::Forward { to, value, stamp } => {
                 let held = match value {
@@ -394,7 +425,7 @@ impl<T> Engine<T> {
         while let Some((stamp, held)) = self.window.pop_ready() {
             self.window_moved = true;
             self.unhold(&held);
-            self.release(stamp, held);
+            self.stage(stamp, held, None);
         }
     }
 
@@ -423,83 +454,17 @@ impl<T> Engine<T> {
         self.slots.get_mut(id)
     }
 
-    /// Pushes one payload to one receiver, blocking only on that receiver's full inbox.
-    fn deliver(&mut self, to: ReceiverId, value: T, stamp: usize) {
-        let batch_no = self.batch_no;
-        let Some(slot) = self.slots.get_mut(to) else {
-            self.local.undeliverable += 1;
-            return;
-        };
-        let Some(inbox) = slot.inbox.as_mut() else {
-            self.local.undeliverable += 1;
-            return;
-        };
-        // Listed once per batch, whichever way the push goes: its reader is woken for the
-        // data at the end of the batch (a receiver found gone is skipped there).
-        if slot.delivered_in != batch_no {
-            slot.delivered_in = batch_no;
-            self.delivered.push(to);
-        }
-        let gone = match inbox.try_push((value, stamp)) {
-            Ok(Pushed::Memory) => false,
-            Ok(Pushed::Buffered) => {
-                if !slot.dirty {
-                    slot.dirty = true;
-                    self.dirty.push(to);
-                }
-                false
-            }
-            Err(PushError::Gone(_)) => true,
-            Err(PushError::Full(item)) => {
-                // Let everyone else see every stamp before this one while we wait, and let
-                // senders waiting for the room this batch made go on (one of them may be the
-                // very reader we wait for).
-                self.publish_through(stamp - 1, true);
-                self.data.wake_producers();
-                match self.slot_mut(to).and_then(|slot| slot.inbox.as_mut()) {
-                    Some(inbox) => inbox.push_blocking(item).is_err(),
-                    None => true,
-                }
-            }
-        };
-        if gone {
-            self.local.undeliverable += 1;
-            drop(self.slots.take_inbox(to));
-            if let Some(slot) = self.slots.get_mut(to).filter(|slot| slot.senders == 0) {
-                // Only broadcasters were keeping it: forget it once what is queued is handled.
-                let after = self.handled + 1 + self.data.len() as u64;
-                let epoch = slot.epoch;
-                self.pending_closes.push_back(PendingClose {
-                    id: to,
-                    epoch,
-                    after,
-                });
-            }
-        }
-    }
-
-    /// Pushes a copy to every open receiver (the original to the last one), without
-    /// allocating.
-    fn deliver_to_all(&mut self, value: T, cloner: Cloner<T>, stamp: usize) {
-        // A copy of the open list: delivering may find a receiver gone and change it.
-        let mut targets = std::mem::take(&mut self.broadcast_targets);
-        targets.clear();
-        targets.extend_from_slice(self.slots.open());
-        if let Some((&last, rest)) = targets.split_last() {
-            for &id in rest {
-                self.deliver(id, cloner(&value), stamp);
-            }
-            self.deliver(last, value, stamp);
-        }
-        self.broadcast_targets = targets;
-    }
-
     /// Applies a join or leave. `in_hand` is the number of data messages taken from the intake
     /// but not yet handled.
     fn apply_control(&mut self, control: Control<T>, in_hand: u64) {
         let due = self.handled + in_hand + self.data.len() as u64;
         match control {
-            Control::NewReceiver { id, inbox } => {
+            Control::NewReceiver { id, inbox, journal } => {
+                if let Some(join) = journal {
+                    self.join_journal(id, *join);
+                    // It may already wait for its plan.
+                    inbox.flags().wake_reader();
+                }
                 self.slots.insert(id, inbox);
                 self.shared.counters.set_receivers(self.slots.len());
             }
@@ -553,8 +518,10 @@ impl<T> Engine<T> {
         let last_released = window.released();
         for (stamp, held) in released {
             self.unhold(&held);
-            self.release(stamp, held);
+            self.stage(stamp, held, None);
         }
+        // Journaled: the final clock (past any skipped stamps) survives a restart.
+        self.stage(self.stamp.max(last_released), Held::Nothing, None);
         self.publish_through(self.stamp.max(last_released), true);
         for inbox in self.slots.take_all_inboxes() {
             inbox.close(self.published);

@@ -81,6 +81,13 @@ pub enum SendErrorKind {
         /// The error the last write failed with.
         kind: std::io::ErrorKind,
     },
+    /// The dispatcher is journaled with [`Durability::Always`](crate::Durability::Always) and
+    /// the write of the batch holding this message failed: it was not stored and not
+    /// delivered.
+    JournalFailed {
+        /// The error the write failed with.
+        kind: std::io::ErrorKind,
+    },
 }
 
 impl fmt::Display for SendErrorKind {
@@ -116,6 +123,10 @@ impl fmt::Display for SendErrorKind {
                     "writes to the receiver's spill directory are failing ({kind})"
                 )
             }
+            SendErrorKind::JournalFailed { kind } => write!(
+                f,
+                "the journal write failed ({kind}): the message was not stored"
+            ),
         }
     }
 }
@@ -364,8 +375,8 @@ impl std::error::Error for SpillSetupError {
 pub enum RecvCheckedError {
     /// The receiver is closed and drained, as `RecvError` for `recv`.
     Disconnected,
-    /// Spilled messages were lost to damage on disk. Reading may go on: the next call returns
-    /// what follows the damage.
+    /// Spilled (or journaled) messages were lost to damage on disk. Reading may go on: the
+    /// next call returns what follows the damage.
     Spill(crate::spill::SpillFault),
 }
 
@@ -379,3 +390,83 @@ impl fmt::Display for RecvCheckedError {
 }
 
 impl std::error::Error for RecvCheckedError {}
+
+/// Why a journal operation failed: opening a journaled dispatcher
+/// ([`Builder::build_journaled`](crate::Builder::build_journaled)), a commit
+/// ([`ClockedReceiver::commit`](crate::ClockedReceiver::commit)) or a flush
+/// ([`ClockedSender::flush`](crate::ClockedSender::flush)).
+#[derive(Debug)]
+pub enum JournalError {
+    /// A capacity is too large to allocate.
+    Capacity(CapacityError),
+    /// A file or directory of the journal could not be created, read or written.
+    Io {
+        /// The path that failed.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Another dispatcher, in this process or another, has the journal open.
+    InUse {
+        /// The journal directory.
+        path: std::path::PathBuf,
+    },
+    /// The operating system refused to start the dispatcher thread.
+    Thread(std::io::Error),
+    /// The dispatcher was not built with a journal.
+    NotJournaled,
+    /// [`commit`](crate::ClockedReceiver::commit) of a stamp the receiver has not reached.
+    CommitAhead {
+        /// The stamp given.
+        stamp: usize,
+        /// The last stamp the receiver returned.
+        received: usize,
+    },
+    /// The dispatcher thread stopped before the operation could be settled.
+    DispatcherGone,
+    /// A batch this sender's messages were in could not be written: they were not delivered
+    /// and are not in the journal.
+    WriteFailed {
+        /// The error the write failed with.
+        kind: std::io::ErrorKind,
+    },
+}
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalError::Capacity(e) => e.fmt(f),
+            JournalError::Io { path, source } => {
+                write!(f, "journal file {}: {source}", path.display())
+            }
+            JournalError::InUse { path } => write!(
+                f,
+                "journal {} is open in another dispatcher",
+                path.display()
+            ),
+            JournalError::Thread(e) => write!(f, "cannot start the dispatcher thread: {e}"),
+            JournalError::NotJournaled => f.write_str("the dispatcher has no journal"),
+            JournalError::CommitAhead { stamp, received } => write!(
+                f,
+                "cannot commit stamp {stamp}: the receiver has only reached {received}"
+            ),
+            JournalError::DispatcherGone => f.write_str("the dispatcher thread has stopped"),
+            JournalError::WriteFailed { kind } => {
+                write!(
+                    f,
+                    "the journal write failed ({kind}): not stored, not delivered"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for JournalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JournalError::Io { source, .. } | JournalError::Thread(source) => Some(source),
+            JournalError::Capacity(e) => Some(e),
+            _ => None,
+        }
+    }
+}

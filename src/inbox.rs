@@ -25,6 +25,13 @@
 //! `Full`. `poll` loads the spill's committed count after the clock and before the pop, which
 //! keeps the argument above intact: see [`crate::spill::queue`].
 //!
+//! # Replaying a journal
+//!
+//! A receiver of a journaled dispatcher created under a name the journal knows first reads its
+//! backlog from the journal ([`crate::journal::replay`]): every look goes to the replay before
+//! the queue (whose payloads are all newer) until it is done, and never reports a watermark
+//! meanwhile. Until the dispatcher has fixed the plan, a look finds nothing.
+//!
 //! # Sleeping
 //!
 //! See [`crate::clock`]: the reader registers with the clock before its last re-check; the
@@ -33,6 +40,11 @@
 //! consumes at once: harmless).
 
 use std::cell::{Cell, RefCell};
+
+mod replaying;
+mod sleep;
+
+use replaying::ReplayState;
 
 use crate::clock::Clock;
 use crate::ring::{self, Popped, Refused, RingReader, RingWriter};
@@ -93,6 +105,16 @@ impl InboxFlags {
     }
 }
 
+impl InboxFlags {
+    /// Dispatcher: wakes the reader whether or not it sleeps (a token for its next park).
+    pub(crate) fn wake_reader(&self) {
+        self.unparker.unpark();
+        if let Some(waiter) = self.selector.lock().as_ref() {
+            waiter.wake();
+        }
+    }
+}
+
 /// The dispatcher's end.
 pub(crate) struct InboxWriter<T> {
     queue: RingWriter<Stamped<T>>,
@@ -112,6 +134,9 @@ pub(crate) struct InboxReader<T> {
     spill: Option<RefCell<SpillReader<T>>>,
     /// Payloads taken from the memory queue so far.
     taken: Cell<u64>,
+    /// Whether a journal backlog is still to be read before the queue.
+    replaying: Cell<bool>,
+    replay: RefCell<ReplayState<T>>,
 }
 
 /// What one look at the inbox found.
@@ -207,6 +232,8 @@ fn build<T>(
         last_seen: Cell::new(seen),
         spill: spill_reader,
         taken: Cell::new(0),
+        replaying: Cell::new(false),
+        replay: RefCell::new(ReplayState::Done),
     };
     (writer, reader)
 }
@@ -328,6 +355,9 @@ impl<T> InboxReader<T> {
     /// that finds nothing and reports a watermark, which [`poll`](Self::poll) does.
     #[inline]
     pub(crate) fn pop_memory(&self) -> Option<Stamped<T>> {
+        if self.replaying.get() {
+            return None;
+        }
         let (value, stamp) = self.queue.try_pop().ok()?;
         self.took(1, stamp);
         Some((value, stamp))
@@ -336,6 +366,9 @@ impl<T> InboxReader<T> {
     /// Like [`pop_memory`](Self::pop_memory) for up to `max` payloads, each handed to `each`:
     /// one look at the ring for the whole run. Returns how many.
     pub(crate) fn pop_memory_run(&self, max: usize, mut each: impl FnMut(Stamped<T>)) -> usize {
+        if self.replaying.get() {
+            return 0;
+        }
         let mut last = None;
         let count = self
             .queue
@@ -375,6 +408,11 @@ impl<T> InboxReader<T> {
 
     /// One look: close marker, clock, spill's committed count, queue, disk, in that order.
     fn look(&self, clock: &Clock) -> Looked<T> {
+        if self.replaying.get() {
+            if let Some(polled) = self.look_replay() {
+                return Looked::Ready(polled);
+            }
+        }
         let closed_at = self.flags.closed_at.load(Ordering::Acquire);
         let mut now = clock.read();
         // After the clock, before `committed`: see `crate::spill::failure`.
@@ -443,69 +481,6 @@ impl<T> InboxReader<T> {
     /// The spill state, if this inbox spills.
     pub(crate) fn spill_stats(&self) -> Option<crate::spill::SpillStats> {
         self.flags.spill.as_ref().map(|spill| spill.stats())
-    }
-
-    /// Registers a selector's `unparker` for this inbox's wake-ups (clock and close); the
-    /// selector looks again before it parks. Undone by [`unwatch`](Self::unwatch).
-    pub(crate) fn watch(&self, clock: &Clock, key: usize, unparker: &Unparker) {
-        *self.flags.selector.lock() = Some(Waiter::Thread(unparker.clone()));
-        self.flags.asleep.store(true, Ordering::Relaxed);
-        clock.sleep(key, unparker);
-    }
-
-    /// Registers a task's `waker` for the next clock move or the close (see
-    /// [`Clock::sleep_task`]); the caller re-checks before it returns `Pending`. The key is
-    /// this inbox's own: one reader, one registration.
-    #[cfg(feature = "async")]
-    pub(crate) fn watch_task(&self, clock: &Clock, waker: &std::task::Waker) {
-        *self.flags.selector.lock() = Some(Waiter::Task(waker.clone()));
-        self.flags.asleep.store(true, Ordering::Relaxed);
-        clock.sleep_task(self.key(), waker);
-    }
-
-    /// Removes what [`watch_task`](Self::watch_task) registered.
-    #[cfg(feature = "async")]
-    pub(crate) fn unwatch_task(&self, clock: &Clock) {
-        self.flags.asleep.store(false, Ordering::Relaxed);
-        *self.flags.selector.lock() = None;
-        clock.wake(self.key());
-    }
-
-    /// This inbox's key among the clock's sleepers: its flags' address.
-    fn key(&self) -> usize {
-        Arc::as_ptr(&self.flags) as usize
-    }
-
-    /// Removes what [`watch`](Self::watch) registered.
-    pub(crate) fn unwatch(&self, clock: &Clock, key: usize) {
-        self.flags.asleep.store(false, Ordering::Relaxed);
-        *self.flags.selector.lock() = None;
-        clock.wake(key);
-    }
-
-    /// Parks until woken, having registered as a sleeper; `recheck` runs after registering and
-    /// before parking, and its answer, if any, is returned without parking.
-    pub(crate) fn sleep<R>(
-        &self,
-        clock: &Clock,
-        timeout: Option<std::time::Duration>,
-        recheck: impl FnOnce() -> Option<R>,
-    ) -> Option<R> {
-        // The flags' address is a key unique among live receivers.
-        let key = self.key();
-        // Before the registration's fence: see `InboxFlags::wake_for_data`.
-        self.flags.asleep.store(true, Ordering::Relaxed);
-        clock.sleep(key, self.parker.unparker());
-        let ready = recheck();
-        if ready.is_none() {
-            match timeout {
-                Some(timeout) => self.parker.park_timeout(timeout),
-                None => self.parker.park(),
-            }
-        }
-        clock.wake(key);
-        self.flags.asleep.store(false, Ordering::Relaxed);
-        ready
     }
 }
 

@@ -80,6 +80,8 @@ pub(crate) enum Control<T> {
     NewReceiver {
         id: ReceiverId,
         inbox: crate::inbox::InboxWriter<T>,
+        /// Journaled dispatchers: the receiver's journal id and where its replay plan goes.
+        journal: Option<Box<crate::engine::journaling::JournalJoin>>,
     },
     /// A sender for `0` was created (`clone`).
     SenderJoined(ReceiverId),

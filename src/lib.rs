@@ -114,6 +114,7 @@ mod error;
 mod fuse;
 mod inbox;
 mod intake;
+pub mod journal;
 mod link;
 pub mod pipeline;
 mod read;
@@ -135,13 +136,17 @@ mod waiter;
 pub use async_recv::{RecvFuture, StampedStream};
 #[cfg(feature = "async")]
 pub use async_send::{ForwardFuture, SendFuture};
-pub use builder::{Builder, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE, MAX_PREALLOCATED_BYTES};
+pub use builder::{
+    Builder, DEFAULT_JOURNAL_SEGMENT_SIZE, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE,
+    MAX_PREALLOCATED_BYTES,
+};
 pub use dispatcher::Dispatcher;
 pub use error::{
-    BuildError, CapacityError, HandleError, Mode, RecvCheckedError, SendError, SendErrorKind,
-    SpillSetupError,
+    BuildError, CapacityError, HandleError, JournalError, Mode, RecvCheckedError, SendError,
+    SendErrorKind, SpillSetupError,
 };
 pub use fuse::{fuse, FuseError, FuseErrorKind, Fused};
+pub use journal::{Durability, JournalGap, RecoveryReport};
 pub use read::ClockedRead;
 pub use receiver::{ClockedReceiver, TryIter};
 pub use select::{Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError};

@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) inbox_capacity: usize,
     /// The spill directory, if receivers spill.
     pub(crate) spill: Option<std::sync::Arc<SpillRoot>>,
+    /// The journal, if the dispatcher has one.
+    pub(crate) journal: Option<std::sync::Arc<crate::journal::log::Journal>>,
     mode: AtomicU8,
 }
 
@@ -59,6 +61,7 @@ impl Shared {
             reorder_window,
             inbox_capacity,
             spill,
+            journal: None,
             mode: AtomicU8::new(MODE_UNSET),
         }
     }
@@ -196,6 +199,8 @@ pub(crate) struct Link<T> {
     data: IntakeSender<Envelope<T>>,
     control: Sender<Control<T>>,
     pub(crate) shared: Arc<Shared>,
+    /// Journaled: values the dispatcher hands back to `Always` senders whose batch failed.
+    pub(crate) returned: Option<std::sync::Arc<crate::engine::journaling::Returned<T>>>,
 }
 
 impl<T> Clone for Link<T> {
@@ -204,6 +209,7 @@ impl<T> Clone for Link<T> {
             data: self.data.clone(),
             control: self.control.clone(),
             shared: self.shared.clone(),
+            returned: self.returned.clone(),
         }
     }
 }
@@ -218,13 +224,14 @@ impl<T> Link<T> {
             data,
             control,
             shared,
+            returned: None,
         }
     }
 
     /// Hands a data message to the dispatcher, blocking while the intake is full. Gives the
     /// envelope back if the dispatcher thread is gone.
     #[inline]
-    pub(crate) fn submit(&self, envelope: Envelope<T>) -> Result<(), Envelope<T>> {
+    pub(crate) fn submit(&self, envelope: Envelope<T>) -> Result<usize, Envelope<T>> {
         self.data
             .send(envelope, None)
             .map_err(|refused| match refused {
@@ -238,7 +245,7 @@ impl<T> Link<T> {
         &self,
         envelope: Envelope<T>,
         deadline: Option<Instant>,
-    ) -> Result<(), (Envelope<T>, SendErrorKind)> {
+    ) -> Result<usize, (Envelope<T>, SendErrorKind)> {
         self.data
             .send(envelope, deadline)
             .map_err(|refused| match refused {

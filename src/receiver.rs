@@ -9,6 +9,8 @@ use std::fmt;
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
+mod commit;
+
 use crate::deadline::park_time;
 use crate::error::RecvCheckedError;
 use crate::inbox::{InboxReader, Polled};
@@ -75,6 +77,8 @@ pub struct ClockedReceiver<T> {
     /// Whether a task's waker is registered for it (`async` feature).
     #[cfg(feature = "async")]
     task_registered: Cell<bool>,
+    /// Its name's id in the dispatcher's journal, if there is one.
+    pub(crate) journal_id: Option<crate::journal::frame::JournalId>,
 }
 
 /// What a wait ended with.
@@ -109,6 +113,7 @@ impl<T> ClockedReceiver<T> {
             listed,
             #[cfg(feature = "async")]
             task_registered: Cell::new(false),
+            journal_id: None,
         }
     }
 

@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+mod durable;
 mod forward;
 
 use crate::error::{HandleError, Mode, SendError, SendErrorKind};
@@ -51,6 +52,9 @@ pub struct ClockedSender<T> {
     target: ReceiverId,
     receiver: Arc<InboxFlags>,
     link: Link<T>,
+    /// Journaled: 1 + the intake position (or stamp, when forwarding) of the last message
+    /// sent; 0 before the first. See [`flush`](Self::flush).
+    last_sent: std::sync::atomic::AtomicU64,
 }
 
 impl<T> ClockedSender<T> {
@@ -66,6 +70,7 @@ impl<T> ClockedSender<T> {
             target,
             receiver,
             link,
+            last_sent: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -152,7 +157,8 @@ impl<T> ClockedSender<T> {
             to: self.target,
             value,
         };
-        self.link
+        let position = self
+            .link
             .submit(envelope)
             .map_err(|envelope| match envelope {
                 Envelope::Send { value, .. } => {
@@ -160,7 +166,16 @@ impl<T> ClockedSender<T> {
                 }
                 // `submit` hands back the envelope it was given, which is a `Send`.
                 _ => unreachable!("submit returned a different envelope"),
-            })
+            })?;
+        self.mark_sent(position);
+        match self.link.settle_position(position) {
+            Ok(()) => Ok(()),
+            Err(mut not_stored) => match not_stored.values.pop() {
+                Some(value) => Err(SendError::new(not_stored.kind, value)),
+                // Stored nowhere and handed back nowhere: the dispatcher stopped with it.
+                None => Ok(()),
+            },
+        }
     }
 
     /// Sends every value of `values`, in order, as repeated [`send`](Self::send)s would: each
@@ -207,14 +222,23 @@ impl<T> ClockedSender<T> {
                 to: self.target,
                 values: chunk,
             };
-            if let Err(envelope) = self.link.submit(envelope) {
-                return Err(match envelope {
-                    Envelope::SendMany { values, .. } => {
-                        SendError::new(SendErrorKind::DispatcherGone, values)
-                    }
-                    // `submit` hands back the envelope it was given, which is a `SendMany`.
-                    _ => unreachable!("submit returned a different envelope"),
-                });
+            let position = match self.link.submit(envelope) {
+                Ok(position) => position,
+                Err(envelope) => {
+                    return Err(match envelope {
+                        Envelope::SendMany { values, .. } => {
+                            SendError::new(SendErrorKind::DispatcherGone, values)
+                        }
+                        // `submit` hands back the envelope it was given, a `SendMany`.
+                        _ => unreachable!("submit returned a different envelope"),
+                    });
+                }
+            };
+            self.mark_sent(position);
+            if let Err(not_stored) = self.link.settle_position(position) {
+                if !not_stored.values.is_empty() {
+                    return Err(SendError::new(not_stored.kind, not_stored.values));
+                }
             }
             sent += count;
         }
@@ -365,7 +389,8 @@ impl<T: Clone> ClockedBroadcaster<T> {
             value,
             cloner: T::clone,
         };
-        self.link
+        let position = self
+            .link
             .submit(envelope)
             .map_err(|envelope| match envelope {
                 Envelope::Broadcast { value, .. } => {
@@ -373,7 +398,14 @@ impl<T: Clone> ClockedBroadcaster<T> {
                 }
                 // `submit` hands back the envelope it was given, which is a `Broadcast`.
                 _ => unreachable!("submit returned a different envelope"),
-            })
+            })?;
+        match self.link.settle_position(position) {
+            Ok(()) => Ok(()),
+            Err(mut not_stored) => match not_stored.values.pop() {
+                Some(value) => Err(SendError::new(not_stored.kind, value)),
+                None => Ok(()),
+            },
+        }
     }
 
     /// Creates another broadcaster, named `name`.

@@ -21,6 +21,10 @@ pub struct DispatcherStats {
     /// Stamps never forwarded by anyone, skipped when the last handle went away so that the
     /// messages held behind them could still be delivered.
     pub skipped_stamps: u64,
+    /// Journaled dispatchers: messages not stored, because the journal write of their batch
+    /// failed (they were not delivered either) or their value could not be encoded (it was
+    /// delivered, but a restart will not replay it).
+    pub unjournaled: u64,
     /// The published clock: every stamp up to it has been delivered to its inbox.
     pub clock: usize,
     /// The size of the dispatcher's receiver table: the highest receiver slot in use, plus
@@ -37,6 +41,7 @@ pub(crate) struct Counters {
     stale_stamps: AtomicU64,
     duplicate_stamps: AtomicU64,
     skipped_stamps: AtomicU64,
+    unjournaled: AtomicU64,
     receiver_slots: AtomicUsize,
 }
 
@@ -49,6 +54,7 @@ impl Counters {
             (&self.stale_stamps, local.stale_stamps),
             (&self.duplicate_stamps, local.duplicate_stamps),
             (&self.skipped_stamps, local.skipped_stamps),
+            (&self.unjournaled, local.unjournaled),
         ];
         for (counter, n) in pairs {
             if n != 0 {
@@ -70,6 +76,7 @@ impl Counters {
             stale_stamps: self.stale_stamps.load(Relaxed),
             duplicate_stamps: self.duplicate_stamps.load(Relaxed),
             skipped_stamps: self.skipped_stamps.load(Relaxed),
+            unjournaled: self.unjournaled.load(Relaxed),
             receiver_slots: self.receiver_slots.load(Relaxed),
             clock,
         }

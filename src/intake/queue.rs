@@ -245,14 +245,21 @@ impl<T> IntakeSender<T> {
         self.try_claim(value).map(drop)
     }
 
-    /// Queues `value`, waiting for room until `deadline` (if any). At bound 0, then waits for
-    /// the dispatcher to take it (see the module doc for the deadline there).
-    pub(crate) fn send(&self, mut value: T, deadline: Option<Instant>) -> Result<(), Refused<T>> {
+    /// Queues `value`, waiting for room until `deadline` (if any), and returns its position (the
+    /// number of messages queued before it, wrapping). At bound 0, then waits for the
+    /// dispatcher to take it (see the module doc for the deadline there).
+    pub(crate) fn send(
+        &self,
+        mut value: T,
+        deadline: Option<Instant>,
+    ) -> Result<usize, Refused<T>> {
         let queue = &*self.queue;
         loop {
             match self.try_claim(value) {
-                Ok(pos) if queue.rendezvous => return self.await_taken(pos, deadline),
-                Ok(_) => return Ok(()),
+                Ok(pos) if queue.rendezvous => {
+                    return self.await_taken(pos, deadline).map(|()| pos)
+                }
+                Ok(pos) => return Ok(pos),
                 Err(Refused::Full(back)) => value = back,
                 Err(refused) => return Err(refused),
             }

@@ -102,7 +102,7 @@ impl<T> IntakeSender<T> {
 
     /// Loom has no clock: the deadline is ignored, so a model passes only if the room it
     /// waits for really appears.
-    pub(crate) fn send(&self, value: T, _deadline: Option<Instant>) -> Result<(), Refused<T>> {
+    pub(crate) fn send(&self, value: T, _deadline: Option<Instant>) -> Result<usize, Refused<T>> {
         let queue = &*self.queue;
         let mut state = queue.lock();
         loop {
@@ -129,7 +129,7 @@ impl<T> IntakeSender<T> {
                     .unwrap_or_else(|p| p.into_inner());
             }
         }
-        Ok(())
+        Ok((ticket - 1) as usize)
     }
 
     pub(crate) fn announce_control(&self) {

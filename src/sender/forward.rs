@@ -57,7 +57,11 @@ fn forward_through<T>(
         Wait::Until(deadline) => deadline,
     };
     link.submit_by(envelope(value), deadline)
-        .map_err(|(envelope, kind)| SendError::new(kind, forwarded_value(envelope)))
+        .map_err(|(envelope, kind)| SendError::new(kind, forwarded_value(envelope)))?;
+    // Journaled under `Always`: stored once the stamp is (the value, if lost, is not handed
+    // back: the dispatcher holds forwarded messages by stamp, not by sender).
+    link.settle_stamp(stamp)
+        .map_err(|kind| SendError::new(kind, None))
 }
 
 /// The value of a forwarding envelope the intake handed back.
@@ -210,7 +214,7 @@ impl<T> ClockedSender<T> {
             return Err(SendError::new(SendErrorKind::ReceiverGone, value));
         }
         let target = self.target;
-        forward_through(
+        let forwarded = forward_through(
             &self.link,
             value,
             stamp,
@@ -224,7 +228,11 @@ impl<T> ClockedSender<T> {
                 value,
                 stamp,
             },
-        )
+        );
+        if forwarded.is_ok() {
+            self.mark_sent(stamp);
+        }
+        forwarded
     }
 }
 

@@ -196,6 +196,10 @@ fn a_sender_waiting_for_room_is_woken_by_a_take() {
     thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(rx.try_recv(), Ok(0));
     rx.wake_producers();
-    assert_eq!(waiter.join().expect("waiter"), Ok(()));
+    assert_eq!(
+        waiter.join().expect("waiter"),
+        Ok(1),
+        "its position: one message was queued before it"
+    );
     assert_eq!(rx.try_recv(), Ok(1));
 }

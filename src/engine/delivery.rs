@@ -1,0 +1,85 @@
+//! Delivery: pushing a stamped payload into one inbox, or a copy into every open one.
+//!
+//! A push to a full inbox first publishes the clock up to the previous stamp (so every other
+//! receiver still learns how far time has moved) and wakes senders waiting for intake room,
+//! then blocks on that one inbox until it has room or its receiver is dropped. A receiver
+//! found gone is closed (and, journaled, recorded as closed).
+
+use super::{Engine, PendingClose};
+use crate::inbox::{PushError, Pushed};
+use crate::intake::Cloner;
+use crate::registry::ReceiverId;
+
+impl<T> Engine<T> {
+    /// Pushes one payload to one receiver, blocking only on that receiver's full inbox.
+    pub(super) fn deliver(&mut self, to: ReceiverId, value: T, stamp: usize) {
+        let batch_no = self.batch_no;
+        let Some(slot) = self.slots.get_mut(to) else {
+            self.local.undeliverable += 1;
+            return;
+        };
+        let Some(inbox) = slot.inbox.as_mut() else {
+            self.local.undeliverable += 1;
+            return;
+        };
+        // Listed once per batch, whichever way the push goes: its reader is woken for the
+        // data at the end of the batch (a receiver found gone is skipped there).
+        if slot.delivered_in != batch_no {
+            slot.delivered_in = batch_no;
+            self.delivered.push(to);
+        }
+        let gone = match inbox.try_push((value, stamp)) {
+            Ok(Pushed::Memory) => false,
+            Ok(Pushed::Buffered) => {
+                if !slot.dirty {
+                    slot.dirty = true;
+                    self.dirty.push(to);
+                }
+                false
+            }
+            Err(PushError::Gone(_)) => true,
+            Err(PushError::Full(item)) => {
+                // Let everyone else see every stamp before this one while we wait, and let
+                // senders waiting for the room this batch made go on (one of them may be the
+                // very reader we wait for).
+                self.publish_through(stamp - 1, true);
+                self.data.wake_producers();
+                match self.slot_mut(to).and_then(|slot| slot.inbox.as_mut()) {
+                    Some(inbox) => inbox.push_blocking(item).is_err(),
+                    None => true,
+                }
+            }
+        };
+        if gone {
+            self.local.undeliverable += 1;
+            self.journal_closed(to);
+            drop(self.slots.take_inbox(to));
+            if let Some(slot) = self.slots.get_mut(to).filter(|slot| slot.senders == 0) {
+                // Only broadcasters were keeping it: forget it once what is queued is handled.
+                let after = self.handled + 1 + self.data.len() as u64;
+                let epoch = slot.epoch;
+                self.pending_closes.push_back(PendingClose {
+                    id: to,
+                    epoch,
+                    after,
+                });
+            }
+        }
+    }
+
+    /// Pushes a copy to every open receiver (the original to the last one), without
+    /// allocating.
+    pub(super) fn deliver_to_all(&mut self, value: T, cloner: Cloner<T>, stamp: usize) {
+        // A copy of the open list: delivering may find a receiver gone and change it.
+        let mut targets = std::mem::take(&mut self.broadcast_targets);
+        targets.clear();
+        targets.extend_from_slice(self.slots.open());
+        if let Some((&last, rest)) = targets.split_last() {
+            for &id in rest {
+                self.deliver(id, cloner(&value), stamp);
+            }
+            self.deliver(last, value, stamp);
+        }
+        self.broadcast_targets = targets;
+    }
+}

@@ -1,0 +1,233 @@
+//! The journaled dispatcher: a batch's messages are staged as records, written (and synced)
+//! with one write, and only then delivered. See [`crate::journal`] for the guarantees.
+//!
+//! ```text
+//! handle:        stamp, encode a record, stage (stamp, message)
+//! end of batch:  write the records (+ fdatasync per Durability) -> settle waiting senders
+//!                -> deliver what was staged -> publish the clock
+//! ```
+//!
+//! A receiver joining first settles what is staged (so it never gets, live, a broadcast
+//! stamped before it joined), then learns its replay plan: its backlog is what the journal
+//! holds for its name after its last commit, up to the clock now (see
+//! [`crate::journal::replay`]).
+//!
+//! If a batch's write fails (after one retry in a fresh segment), its messages are neither
+//! stored nor delivered: they are counted in `DispatcherStats::unjournaled`, and under
+//! `Durability::Always` each sender gets its value back with `SendErrorKind::JournalFailed`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+
+use super::{Engine, Held};
+use crate::journal::frame::{self, Entry, JournalId};
+use crate::journal::log::{Change, Journal};
+use crate::journal::replay::Plan;
+use crate::journal::Durability;
+use crate::registry::ReceiverId;
+use crate::spill::codec::EncodeFn;
+
+/// Values handed back to `Always` senders whose batch failed, by intake position.
+pub(crate) type Returned<T> = Mutex<HashMap<u64, Vec<T>>>;
+
+/// A receiver joining a journaled dispatcher: its journal id, and where to leave its plan.
+pub(crate) struct JournalJoin {
+    pub(crate) id: JournalId,
+    pub(crate) name: String,
+    pub(crate) plan: Arc<OnceLock<Plan>>,
+}
+
+/// The dispatcher thread's side of the journal.
+pub(crate) struct EngineJournal<T> {
+    journal: Arc<Journal>,
+    encode: EncodeFn<T>,
+    returned: Arc<Returned<T>>,
+    /// This batch's records, written at its end.
+    records: Vec<u8>,
+    changes: Vec<Change>,
+    /// This batch's messages (and the intake position of each `send`), delivered once written.
+    staged: Vec<(usize, Held<T>, Option<u64>)>,
+    /// Journal id of each receiver slot.
+    ids: Vec<Option<JournalId>>,
+    /// The last stamp that carried no message, not yet written as a tick.
+    tick: Option<usize>,
+    /// The highest stamp staged.
+    stamp: usize,
+}
+
+impl<T> EngineJournal<T> {
+    pub(crate) fn new(
+        journal: Arc<Journal>,
+        encode: EncodeFn<T>,
+        returned: Arc<Returned<T>>,
+    ) -> Self {
+        let stamp = journal.recovered().last_stamp;
+        EngineJournal {
+            journal,
+            encode,
+            returned,
+            records: Vec::new(),
+            changes: Vec::new(),
+            staged: Vec::new(),
+            ids: Vec::new(),
+            tick: None,
+            stamp,
+        }
+    }
+
+    fn id_of(&self, receiver: ReceiverId) -> Option<JournalId> {
+        self.ids.get(receiver.0).copied().flatten()
+    }
+
+    fn write_tick(&mut self) {
+        if let Some(stamp) = self.tick.take() {
+            frame::append_entry(
+                &mut self.records,
+                &Entry::Tick {
+                    stamp: stamp as u64,
+                },
+            );
+        }
+    }
+
+    fn stage_entry(&mut self, entry: &Entry<'_>) {
+        self.write_tick();
+        frame::append_entry(&mut self.records, entry);
+    }
+}
+
+impl<T> Engine<T> {
+    /// Journaled: stages a stamped message (or a stamp without one) for the end of the batch.
+    /// `position` is the intake position of the `send` it came from, if any.
+    pub(super) fn stage(&mut self, stamp: usize, held: Held<T>, position: Option<u64>) {
+        let Some(journal) = self.journal.as_mut() else {
+            self.release(stamp, held);
+            return;
+        };
+        journal.stamp = journal.stamp.max(stamp);
+        let encoded = match &held {
+            Held::Nothing => {
+                journal.tick = Some(stamp);
+                return;
+            }
+            Held::Unicast(to, value) => match journal.id_of(*to) {
+                Some(id) => {
+                    journal.write_tick();
+                    frame::append_message(
+                        &mut journal.records,
+                        stamp,
+                        Some(id),
+                        value,
+                        journal.encode,
+                    )
+                    .is_ok()
+                }
+                // Not a receiver the journal knows (it is gone): undeliverable anyway.
+                None => true,
+            },
+            Held::Broadcast(value, _) => {
+                journal.write_tick();
+                frame::append_message(&mut journal.records, stamp, None, value, journal.encode)
+                    .is_ok()
+            }
+        };
+        if !encoded {
+            // Delivered, but nothing a restart could replay.
+            self.local.unjournaled += 1;
+            journal.tick = Some(stamp);
+        }
+        journal.staged.push((stamp, held, position));
+    }
+
+    /// Writes what the batch staged, settles waiting senders, then delivers it.
+    pub(super) fn settle_journal(&mut self) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        journal.write_tick();
+        if journal.records.is_empty() && journal.changes.is_empty() && journal.staged.is_empty() {
+            journal
+                .journal
+                .durable
+                .settle(self.handled, journal.stamp as u64, None);
+            return;
+        }
+        let clock = journal.stamp as u64;
+        let failure = journal
+            .journal
+            .write(&mut journal.records, &journal.changes, clock)
+            .err();
+        journal.changes.clear();
+        let mut staged = std::mem::take(&mut journal.staged);
+        if failure.is_some() {
+            self.local.unjournaled += staged.len() as u64;
+            if journal.journal.durability == Durability::Always {
+                let mut returned = journal.returned.lock();
+                for (_, held, position) in staged.drain(..) {
+                    let value = match held {
+                        Held::Unicast(_, value) | Held::Broadcast(value, _) => value,
+                        Held::Nothing => continue,
+                    };
+                    if let Some(position) = position {
+                        returned.entry(position).or_default().push(value);
+                    }
+                }
+            }
+            staged.clear();
+        }
+        // Before delivery: an `Always` sender may go on as soon as its message is stored.
+        journal.journal.durable.settle(self.handled, clock, failure);
+        for (stamp, held, _) in staged.drain(..) {
+            self.release(stamp, held);
+        }
+        if let Some(journal) = self.journal.as_mut() {
+            journal.staged = staged;
+        }
+    }
+
+    /// A receiver joins a journaled dispatcher: settle the batch so far, then fix its replay
+    /// plan and note it open. Call before its slot is inserted.
+    pub(super) fn join_journal(&mut self, receiver: ReceiverId, join: JournalJoin) {
+        self.settle_journal();
+        let limit = self.stamp.max(self.window.released());
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        if journal.ids.len() <= receiver.0 {
+            journal.ids.resize(receiver.0 + 1, None);
+        }
+        journal.ids[receiver.0] = Some(join.id);
+        let plan = Plan {
+            id: join.id,
+            from: journal.journal.committed(join.id),
+            limit: limit as u64,
+            end: journal.journal.position(),
+        };
+        let _ = join.plan.set(plan);
+        journal.stage_entry(&Entry::Name {
+            receiver: join.id,
+            name: &join.name,
+        });
+        journal.stage_entry(&Entry::Open { receiver: join.id });
+        journal.changes.push(Change::Open(join.id));
+    }
+
+    /// A receiver's inbox was closed or found gone: it gets no more broadcasts.
+    pub(super) fn journal_closed(&mut self, receiver: ReceiverId) {
+        if let Some(journal) = self.journal.as_mut() {
+            if let Some(id) = journal.id_of(receiver) {
+                journal.stage_entry(&Entry::Closed { receiver: id });
+                journal.changes.push(Change::Closed(id));
+            }
+        }
+    }
+
+    /// The dispatcher stops: its waiters give up.
+    pub(super) fn stop_journal(&mut self) {
+        if let Some(journal) = self.journal.as_ref() {
+            journal.journal.durable.stop();
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The open journal of one dispatcher: the current segment, what it knows about receivers, and
+//! how writers wait for durability.
+//!
+//! One [`Journal`] is shared by the dispatcher thread (which writes each batch's records with
+//! [`Journal::write`]), the dispatcher handle (which assigns receiver ids by name) and the
+//! receivers (which append their commits with [`Journal::commit`]). A mutex serialises the
+//! writes; the dispatcher takes it once per batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::frame::{self, Entry, JournalId};
+use super::recover::{recover, Known};
+use super::segments;
+use super::{Durability, RecoveryReport};
+use crate::error::JournalError;
+
+/// Where the journal ends: segment index and byte length. Everything written before a
+/// position is readable up to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+}
+
+/// A change to the receiver table that a batch's records announce.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Change {
+    Open(JournalId),
+    Closed(JournalId),
+}
+
+/// One dispatcher's open journal.
+pub(crate) struct Journal {
+    dir: PathBuf,
+    pub(crate) durability: Durability,
+    state: Mutex<State>,
+    pub(crate) durable: Durable,
+    recovered: RecoveryReport,
+    /// Held until drop.
+    _lock: segments::DirLock,
+}
+
+struct State {
+    file: File,
+    position: Position,
+    segment_size: u64,
+    known: BTreeMap<JournalId, Known>,
+    by_name: HashMap<String, JournalId>,
+    next_id: JournalId,
+    /// The highest stamp written.
+    clock: u64,
+    /// Scratch for commits and checkpoints.
+    scratch: Vec<u8>,
+}
+
+impl Journal {
+    /// Locks `dir`, recovers what is there, and starts a new segment.
+    pub(crate) fn open(
+        dir: PathBuf,
+        durability: Durability,
+        segment_size: u64,
+    ) -> Result<Self, JournalError> {
+        let lock = segments::lock(&dir)?;
+        let recovered = recover(&dir)?;
+        let clock = recovered.report.last_stamp as u64;
+        let by_name = recovered
+            .known
+            .iter()
+            .map(|(&id, known)| (known.name.clone(), id))
+            .collect();
+        let next_id = recovered
+            .known
+            .keys()
+            .next_back()
+            .map_or(0, |&id| id.saturating_add(1));
+        let checkpoint = checkpoint(clock, &recovered.known);
+        let index = recovered.next_index;
+        let (file, offset) =
+            segments::create(&dir, index, &checkpoint, true).map_err(|source| {
+                JournalError::Io {
+                    path: dir.join(segments::file_name(index)),
+                    source,
+                }
+            })?;
+        Ok(Journal {
+            durable: Durable::new(recovered.report.last_stamp),
+            state: Mutex::new(State {
+                file,
+                position: Position {
+                    segment: index,
+                    offset,
+                },
+                segment_size,
+                known: recovered.known,
+                by_name,
+                next_id,
+                clock,
+                scratch: Vec::new(),
+            }),
+            dir,
+            durability,
+            recovered: recovered.report,
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What opening found.
+    pub(crate) fn recovered(&self) -> &RecoveryReport {
+        &self.recovered
+    }
+
+    /// The journal id for receiver `name` (a new one if the journal has never seen it), and
+    /// whether it is new.
+    pub(crate) fn id_for(&self, name: &str) -> (JournalId, bool) {
+        let mut state = self.state.lock();
+        if let Some(&id) = state.by_name.get(name) {
+            return (id, false);
+        }
+        let id = state.next_id;
+        state.next_id = state.next_id.saturating_add(1);
+        state.by_name.insert(name.to_owned(), id);
+        state.known.insert(
+            id,
+            Known {
+                name: name.to_owned(),
+                commit: 0,
+                open: false,
+            },
+        );
+        (id, true)
+    }
+
+    /// The last stamp committed for `id` (0 if none).
+    pub(crate) fn committed(&self, id: JournalId) -> u64 {
+        self.state
+            .lock()
+            .known
+            .get(&id)
+            .map_or(0, |known| known.commit)
+    }
+
+    /// Where the journal ends now.
+    pub(crate) fn position(&self) -> Position {
+        self.state.lock().position
+    }
+
+    /// Writes `records` (whole records, as [`frame`] appends them) with one write, syncs them
+    /// per the durability mode, applies `changes`, and starts a new segment if this one is
+    /// full. `records` is emptied either way. On a failed write the segment is cut back to its
+    /// last whole record and the write tried once more in a fresh segment.
+    pub(crate) fn write(
+        &self,
+        records: &mut Vec<u8>,
+        changes: &[Change],
+        clock: u64,
+    ) -> Result<(), io::ErrorKind> {
+        let mut state = self.state.lock();
+        for change in changes {
+            let (id, open) = match *change {
+                Change::Open(id) => (id, true),
+                Change::Closed(id) => (id, false),
+            };
+            if let Some(known) = state.known.get_mut(&id) {
+                known.open = open;
+            }
+        }
+        let result = if records.is_empty() {
+            Ok(())
+        } else {
+            let first = state.append(records, self.durability);
+            match first {
+                Ok(()) => Ok(()),
+                Err(_) => {
+                    state
+                        .roll(&self.dir, self.durability)
+                        .map_err(|e| e.kind())?;
+                    state.append(records, self.durability)
+                }
+            }
+        };
+        records.clear();
+        if result.is_ok() {
+            state.clock = state.clock.max(clock);
+            if state.position.offset >= state.segment_size {
+                // A failed roll leaves the full segment in use: it is tried again next batch.
+                let _ = state.roll(&self.dir, self.durability);
+            }
+        }
+        result.map_err(|e| e.kind())
+    }
+
+    /// Records that receiver `id` has processed everything up to `stamp`, durably per the
+    /// durability mode. A commit below an earlier one is kept as the earlier one.
+    pub(crate) fn commit(&self, id: JournalId, stamp: u64) -> Result<(), JournalError> {
+        let mut state = self.state.lock();
+        let mut records = std::mem::take(&mut state.scratch);
+        records.clear();
+        frame::append_entry(
+            &mut records,
+            &Entry::Commit {
+                receiver: id,
+                stamp,
+            },
+        );
+        let written = state.append(&records, self.durability);
+        state.scratch = records;
+        written.map_err(|source| JournalError::Io {
+            path: self.dir.join(segments::file_name(state.position.segment)),
+            source,
+        })?;
+        if let Some(known) = state.known.get_mut(&id) {
+            known.commit = known.commit.max(stamp);
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    /// Appends whole records to the current segment; on error cuts it back to where it was.
+    fn append(&mut self, records: &[u8], durability: Durability) -> io::Result<()> {
+        let written = self.file.write_all(records).and_then(|()| {
+            if durability != Durability::None {
+                self.file.sync_data()?;
+            }
+            Ok(())
+        });
+        match written {
+            Ok(()) => {
+                self.position.offset += records.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.position.offset);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the next segment, with a checkpoint of what is known now.
+    fn roll(&mut self, dir: &Path, durability: Durability) -> io::Result<()> {
+        let index = self.position.segment + 1;
+        let checkpoint = checkpoint(self.clock, &self.known);
+        let (file, offset) =
+            segments::create(dir, index, &checkpoint, durability != Durability::None)?;
+        self.file = file;
+        self.position = Position {
+            segment: index,
+            offset,
+        };
+        Ok(())
+    }
+}
+
+/// The records a segment starts with: the clock, then every known receiver.
+fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::append_entry(&mut out, &Entry::Tick { stamp: clock });
+    for (&receiver, known) in known {
+        frame::append_entry(
+            &mut out,
+            &Entry::Name {
+                receiver,
+                name: &known.name,
+            },
+        );
+        if known.commit > 0 {
+            frame::append_entry(
+                &mut out,
+                &Entry::Commit {
+                    receiver,
+                    stamp: known.commit,
+                },
+            );
+        }
+        if known.open {
+            frame::append_entry(&mut out, &Entry::Open { receiver });
+        }
+    }
+    out
+}
+
+/// How far the journal has settled, for senders that wait for durability.
+///
+/// The dispatcher takes intake positions in order, so "every message handled before the
+/// `n`-th is settled" is one number (`settled`); a forwarded message is settled once the clock
+/// that released it is (`settled_stamp`). A batch whose write failed is settled too, but its
+/// positions and stamps are listed in `failed`, so its waiters learn that their message was
+/// not stored.
+pub(crate) struct Durable {
+    /// Intake positions below this are settled.
+    settled: AtomicU64,
+    /// Stamps up to this are settled.
+    settled_stamp: AtomicU64,
+    failed: Mutex<Vec<Failure>>,
+    lock: Mutex<()>,
+    changed: Condvar,
+    waiting: AtomicUsize,
+    stopped: AtomicBool,
+}
+
+/// A batch whose write failed: intake positions `[from, to)` and stamps `(after, through]`.
+#[derive(Clone, Copy, Debug)]
+struct Failure {
+    from: u64,
+    to: u64,
+    after: u64,
+    through: u64,
+    kind: io::ErrorKind,
+}
+
+/// What a wait for durability found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Settled {
+    Stored,
+    Failed(io::ErrorKind),
+    /// The dispatcher stopped before settling it.
+    Stopped,
+}
+
+/// Failures older than this many are forgotten (a waiter that old has long been answered).
+const FAILURES_KEPT: usize = 1024;
+
+impl Durable {
+    fn new(stamp: usize) -> Self {
+        Durable {
+            settled: AtomicU64::new(0),
+            settled_stamp: AtomicU64::new(stamp as u64),
+            failed: Mutex::new(Vec::new()),
+            lock: Mutex::new(()),
+            changed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Dispatcher: everything before intake position `position` and up to stamp `stamp` is
+    /// settled; if `failure` is given, what was settled since the last call failed to write.
+    pub(crate) fn settle(&self, position: u64, stamp: u64, failure: Option<io::ErrorKind>) {
+        if let Some(kind) = failure {
+            let mut failed = self.failed.lock();
+            if failed.len() >= FAILURES_KEPT {
+                failed.remove(0);
+            }
+            failed.push(Failure {
+                from: self.settled.load(Ordering::Relaxed),
+                to: position,
+                after: self.settled_stamp.load(Ordering::Relaxed),
+                through: stamp,
+                kind,
+            });
+        }
+        self.settled.store(position, Ordering::Release);
+        self.settled_stamp.fetch_max(stamp, Ordering::Release);
+        self.notify();
+    }
+
+    /// Dispatcher: it has stopped; every waiter gives up.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        // SeqCst pairs with the waiter's increment of `waiting` before its last check.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            let _guard = self.lock.lock();
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits until the message at intake position `position` is settled.
+    pub(crate) fn wait_position(&self, position: u64) -> Settled {
+        self.wait(
+            || self.settled.load(Ordering::Acquire) > position,
+            |f| (f.from..f.to).contains(&position),
+        )
+    }
+
+    /// Waits until stamp `stamp` is settled.
+    pub(crate) fn wait_stamp(&self, stamp: u64) -> Settled {
+        self.wait(
+            || self.settled_stamp.load(Ordering::Acquire) >= stamp,
+            |f| f.after < stamp && stamp <= f.through,
+        )
+    }
+
+    fn wait(&self, done: impl Fn() -> bool, hit: impl Fn(&Failure) -> bool) -> Settled {
+        if !done() {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            let mut guard = self.lock.lock();
+            while !done() && !self.stopped.load(Ordering::Acquire) {
+                // The timeout is a backstop only; settle's notify wakes us.
+                self.changed
+                    .wait_for(&mut guard, Duration::from_millis(100));
+            }
+            drop(guard);
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if !done() {
+                return Settled::Stopped;
+            }
+        }
+        match self.failed.lock().iter().rev().find(|f| hit(f)) {
+            Some(failure) => Settled::Failed(failure.kind),
+            None => Settled::Stored,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Senders of a journaled dispatcher: waiting for durability.
+//!
+//! The dispatcher settles the journal once per batch (see [`crate::engine::journaling`]). A
+//! sender learns its message's intake position from the queue (`send`, `send_all`,
+//! `broadcast`) or knows its stamp (`forward`), and waits on
+//! [`Durable`](crate::journal::log::Durable) for that position or stamp:
+//!
+//! * under [`Durability::Always`], every send waits before it returns;
+//! * [`ClockedSender::flush`] waits for the last message the sender sent, whatever the mode.
+
+use std::sync::atomic::Ordering;
+
+use super::ClockedSender;
+use crate::error::{JournalError, Mode, SendErrorKind};
+use crate::journal::log::Settled;
+use crate::journal::Durability;
+use crate::link::Link;
+
+/// What a wait for one message found, when it was not stored.
+pub(crate) struct NotStored<T> {
+    pub(crate) kind: SendErrorKind,
+    /// The values the dispatcher handed back (those of a failed batch).
+    pub(crate) values: Vec<T>,
+}
+
+impl<T> Link<T> {
+    /// After a message went into the intake at `position`: under `Always`, waits until it is
+    /// settled. Not journaled, or another mode: returns at once.
+    pub(crate) fn settle_position(&self, position: usize) -> Result<(), NotStored<T>> {
+        let Some(journal) = self.shared.journal.as_ref() else {
+            return Ok(());
+        };
+        if journal.durability != Durability::Always {
+            return Ok(());
+        }
+        let position = position as u64;
+        let kind = match journal.durable.wait_position(position) {
+            Settled::Stored => return Ok(()),
+            Settled::Stopped => SendErrorKind::DispatcherGone,
+            Settled::Failed(kind) => SendErrorKind::JournalFailed { kind },
+        };
+        let values = self
+            .returned
+            .as_ref()
+            .and_then(|returned| returned.lock().remove(&position))
+            .unwrap_or_default();
+        Err(NotStored { kind, values })
+    }
+
+    /// After a forward of `stamp`: under `Always`, waits until it is settled.
+    pub(crate) fn settle_stamp(&self, stamp: usize) -> Result<(), SendErrorKind> {
+        let Some(journal) = self.shared.journal.as_ref() else {
+            return Ok(());
+        };
+        if journal.durability != Durability::Always {
+            return Ok(());
+        }
+        match journal.durable.wait_stamp(stamp as u64) {
+            Settled::Stored => Ok(()),
+            Settled::Stopped => Err(SendErrorKind::DispatcherGone),
+            Settled::Failed(kind) => Err(SendErrorKind::JournalFailed { kind }),
+        }
+    }
+}
+
+impl<T> ClockedSender<T> {
+    /// Notes a sent message (its intake position, or its stamp when forwarding) for
+    /// [`flush`](Self::flush).
+    pub(crate) fn mark_sent(&self, mark: usize) {
+        if self.link.shared.journal.is_some() {
+            self.last_sent.store(mark as u64 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every message this sender has sent is stored in the dispatcher's journal
+    /// as its [`Durability`] mode defines stored: synced to disk under `Batch` and `Always`,
+    /// written to the operating system under `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`NotJournaled`](JournalError::NotJournaled) if the dispatcher has no journal,
+    /// [`WriteFailed`](JournalError::WriteFailed) if the batch holding this sender's last
+    /// message could not be written, [`DispatcherGone`](JournalError::DispatcherGone) if the
+    /// dispatcher thread stopped first.
+    ///
+    /// ```
+    /// use clocked_dispatch::{Builder, Durability};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let d = Builder::new()
+    ///     .bound(16)
+    ///     .journal(dir.path())
+    ///     .durability(Durability::Batch)
+    ///     .build_journaled::<String>()
+    ///     .unwrap();
+    /// let (tx, rx) = d.new("tx", "rx");
+    /// tx.send("kept".to_string()).unwrap();
+    /// tx.flush().unwrap(); // on disk now
+    /// assert_eq!(rx.recv().unwrap(), (Some("kept".to_string()), 1));
+    /// ```
+    pub fn flush(&self) -> Result<(), JournalError> {
+        let journal = self
+            .link
+            .shared
+            .journal
+            .as_ref()
+            .ok_or(JournalError::NotJournaled)?;
+        let mark = self.last_sent.load(Ordering::Relaxed);
+        if mark == 0 {
+            return Ok(());
+        }
+        let settled = match self.link.shared.mode() {
+            Some(Mode::Forwarding) => journal.durable.wait_stamp(mark - 1),
+            _ => journal.durable.wait_position(mark - 1),
+        };
+        match settled {
+            Settled::Stored => Ok(()),
+            Settled::Failed(kind) => Err(JournalError::WriteFailed { kind }),
+            Settled::Stopped => Err(JournalError::DispatcherGone),
+        }
+    }
+}

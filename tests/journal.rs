@@ -1,0 +1,345 @@
+//! The journal: restart, replay, commit, durability modes, damage.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::TryRecvError;
+use std::time::Duration;
+
+use clocked_dispatch::{
+    Builder, ClockedReceiver, Dispatcher, Durability, FaultKind, JournalError, SendErrorKind,
+};
+
+fn open(dir: &Path, durability: Durability) -> Dispatcher<u64> {
+    Builder::new()
+        .bound(16)
+        .inbox_capacity(1024)
+        .journal(dir)
+        .durability(durability)
+        .build_journaled::<u64>()
+        .unwrap()
+}
+
+/// Everything the receiver holds now: data until the first non-data read.
+fn drain(rx: &ClockedReceiver<u64>) -> Vec<(u64, usize)> {
+    let mut got = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((Some(v), stamp)) => got.push((v, stamp)),
+            Ok((None, _)) => {}
+            Err(_) => return got,
+        }
+    }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cdj"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_clock_resumes_and_uncommitted_messages_are_replayed_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open(dir.path(), Durability::None);
+        let (tx, rx) = d.new("tx", "rx");
+        let (tx_b, rx_b) = d.new("tx_b", "other");
+        for v in 0..10 {
+            tx.send(v).unwrap();
+            tx_b.send(100 + v).unwrap();
+        }
+        // rx processes 4 messages and commits them; "other" commits nothing.
+        for expected in 0..4 {
+            let (value, stamp) = loop {
+                if let (Some(v), s) = rx.recv().unwrap() {
+                    break (v, s);
+                }
+            };
+            assert_eq!(value, expected);
+            rx.commit(stamp).unwrap();
+        }
+        drop(rx_b);
+    }
+    let d = open(dir.path(), Durability::None);
+    let report = d.recovery().unwrap().clone();
+    assert_eq!(report.last_stamp, 20);
+    assert_eq!(report.messages, 20);
+    assert_eq!(report.truncated_bytes, 0);
+    assert!(report.gaps.is_empty());
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send(10).unwrap();
+    let got = drain(&rx);
+    let values: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert_eq!(values, (4..11).collect::<Vec<_>>(), "{got:?}");
+    assert_eq!(
+        got.last().unwrap().1,
+        21,
+        "new stamps start above the journal's"
+    );
+    let stamps: Vec<usize> = got.iter().map(|g| g.1).collect();
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+    let (_tx_b, rx_b) = d.new("tx_b", "other");
+    let other: Vec<u64> = drain(&rx_b).into_iter().map(|g| g.0).collect();
+    assert_eq!(other, (100..110).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_receiver_made_again_in_the_same_run_gets_what_its_predecessor_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = open(dir.path(), Durability::None);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send_all(0..5).unwrap();
+    let (first, stamp) = rx.recv().unwrap();
+    assert_eq!(first, Some(0));
+    rx.commit(stamp).unwrap();
+    drop(rx);
+    drop(tx);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send(5).unwrap();
+    let values: Vec<u64> = drain(&rx).into_iter().map(|g| g.0).collect();
+    assert_eq!(values, [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn broadcasts_are_replayed_only_to_names_that_were_open_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open(dir.path(), Durability::None);
+        let (tx_a, rx_a) = d.new("tx_a", "a");
+        let b = tx_a.clone("bc").into_broadcaster();
+        b.broadcast(1).unwrap();
+        // Handled before "b" joins (a join is applied before any data queued after it).
+        assert_eq!(rx_a.recv().unwrap(), (Some(1), 1));
+        let (_tx_b, rx_b) = d.new("tx_b", "b");
+        // Make sure "b" has joined before the next broadcast: it reads the first one live.
+        b.broadcast(2).unwrap();
+        assert_eq!(drain(&rx_b), [(2, 2)]);
+        drop(rx_b);
+        // "b" is gone (closed once the dispatcher finds it so): a later broadcast is not its.
+        let (_tx_c, rx_c) = d.new("tx_c", "c");
+        b.broadcast(3).unwrap();
+        assert_eq!(drain(&rx_c), [(3, 3)]);
+        drop(rx_a);
+    }
+    let d = open(dir.path(), Durability::None);
+    let (_t, rx_a) = d.new("t", "a");
+    assert_eq!(drain(&rx_a), [(1, 1), (2, 2), (3, 3)]);
+    let (_t, rx_b) = d.new("tb", "b");
+    let b_got = drain(&rx_b);
+    assert!(b_got.starts_with(&[(2, 2)]), "{b_got:?}");
+    assert!(
+        !b_got.contains(&(1, 1)),
+        "b was not open for stamp 1: {b_got:?}"
+    );
+}
+
+#[test]
+fn commit_errors_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = open(dir.path(), Durability::None);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send(1).unwrap();
+    assert!(matches!(
+        rx.commit(5),
+        Err(JournalError::CommitAhead { stamp: 5, .. })
+    ));
+    let plain = clocked_dispatch::new::<u64>(4);
+    let (ptx, prx) = plain.new("tx", "rx");
+    ptx.send(1).unwrap();
+    assert!(matches!(prx.commit(0), Err(JournalError::NotJournaled)));
+    assert!(matches!(ptx.flush(), Err(JournalError::NotJournaled)));
+    assert!(plain.recovery().is_none());
+    assert!(matches!(
+        Builder::new().build_journaled::<u64>(),
+        Err(JournalError::NotJournaled)
+    ));
+}
+
+#[test]
+fn a_second_dispatcher_on_one_journal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _d = open(dir.path(), Durability::None);
+    let second = Builder::new().journal(dir.path()).build_journaled::<u64>();
+    assert!(
+        matches!(second, Err(JournalError::InUse { .. })),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn flush_and_always_return_once_stored() {
+    for durability in [Durability::None, Durability::Batch, Durability::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let d = open(dir.path(), durability);
+            let (tx, _rx) = d.new("tx", "rx");
+            let senders: Vec<_> = (0..8)
+                .map(|t| {
+                    let tx = tx.clone(format!("tx{t}"));
+                    std::thread::spawn(move || {
+                        for i in 0..50 {
+                            tx.send(t * 1000 + i).unwrap();
+                        }
+                        tx.flush().unwrap();
+                    })
+                })
+                .collect();
+            for s in senders {
+                s.join().unwrap();
+            }
+            tx.flush().unwrap();
+            // Everything was acknowledged as stored: it is in the files now, whatever happens
+            // to this process (the dispatcher is still running).
+            let mut reopened = 0;
+            for segment in segments(dir.path()) {
+                reopened += fs::metadata(segment).unwrap().len();
+            }
+            assert!(reopened > 400 * 10, "{durability:?}: {reopened} bytes");
+        }
+        let d = open(dir.path(), durability);
+        assert_eq!(d.recovery().unwrap().messages, 400, "{durability:?}");
+    }
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_never_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open(dir.path(), Durability::None);
+        let (tx, rx) = d.new("tx", "rx");
+        tx.send_all(0..3).unwrap();
+        assert_eq!(drain(&rx).len(), 3);
+        // The dispatcher thread must be done writing before the file is damaged.
+        drop((tx, rx));
+        d.join();
+    }
+    let last = segments(dir.path()).pop().unwrap();
+    let good_len = fs::metadata(&last).unwrap().len();
+    // Half a record: a length that promises more than follows.
+    let mut file = OpenOptions::new().append(true).open(&last).unwrap();
+    file.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9]).unwrap();
+    drop(file);
+    let d = open(dir.path(), Durability::None);
+    let report = d.recovery().unwrap();
+    assert_eq!(report.truncated_bytes, 11);
+    assert!(report.gaps.is_empty());
+    assert_eq!(fs::metadata(&last).unwrap().len(), good_len);
+    let (_tx, rx) = d.new("tx", "rx");
+    assert_eq!(drain(&rx), [(0, 1), (1, 2), (2, 3)]);
+}
+
+#[test]
+fn a_flipped_bit_in_an_older_segment_is_a_reported_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = Builder::new()
+            .bound(16)
+            .journal(dir.path())
+            .journal_segment_size(1)
+            .build_journaled::<u64>()
+            .unwrap();
+        let (tx, rx) = d.new("tx", "rx");
+        for v in 0..6 {
+            tx.send(v).unwrap();
+            // One batch each: each message in its own segment.
+            assert_eq!(rx.recv().unwrap().0, Some(v));
+        }
+        drop((tx, rx));
+        d.join();
+    }
+    // Find the segment holding value 2 (stamp 3) and flip a bit in its last byte (the
+    // payload of its message record).
+    let files = segments(dir.path());
+    let mut flipped = None;
+    for file in &files {
+        let mut bytes = fs::read(file).unwrap();
+        let n = bytes.len();
+        // postcard encodes 2u64 as the single byte 2, the record's last.
+        if n > 30 && bytes[n - 1] == 2 && bytes[n - 14] == 1 {
+            bytes[n - 1] ^= 0x10;
+            fs::write(file, &bytes).unwrap();
+            flipped = Some(file.clone());
+            break;
+        }
+    }
+    let flipped = flipped.expect("a segment ending with message 2");
+    let d = open(dir.path(), Durability::None);
+    let report = d.recovery().unwrap().clone();
+    assert_eq!(report.corrupt_records, 1, "{report:?}");
+    assert_eq!(report.gaps[0].segment, flipped);
+    assert_eq!(report.gaps[0].kind, FaultKind::Checksum);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send(99).unwrap();
+    let mut values = Vec::new();
+    let mut faults = 0;
+    loop {
+        match rx.recv_checked() {
+            Ok((Some(99), _)) => break,
+            Ok((Some(v), _)) => values.push(v),
+            Ok((None, _)) => {}
+            Err(clocked_dispatch::RecvCheckedError::Spill(fault)) => {
+                assert_eq!(fault.kind, FaultKind::Checksum);
+                faults += 1;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(
+        values,
+        [0, 1, 3, 4, 5],
+        "2 is lost, never delivered damaged"
+    );
+    assert_eq!(faults, 1);
+}
+
+#[test]
+fn a_forwarding_dispatcher_resumes_its_released_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open(dir.path(), Durability::Batch);
+        let (tx, rx) = d.new("tx", "rx");
+        tx.forward(Some(2), 2).unwrap();
+        tx.forward(None, 1).unwrap();
+        tx.forward(None, 3).unwrap();
+        tx.flush().unwrap();
+        assert_eq!(rx.recv().unwrap(), (Some(2), 2));
+    }
+    let d = open(dir.path(), Durability::Batch);
+    assert_eq!(d.recovery().unwrap().last_stamp, 3);
+    let (tx, rx) = d.new("tx", "rx");
+    assert!(matches!(
+        tx.try_forward(Some(9), 3).unwrap_err().kind(),
+        SendErrorKind::StaleStamp { .. }
+    ));
+    tx.forward(Some(4), 4).unwrap();
+    assert_eq!(drain(&rx), [(2, 2), (4, 4)]);
+}
+
+#[test]
+fn try_recv_finds_nothing_until_the_replay_is_planned_then_the_backlog_first() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open(dir.path(), Durability::None);
+        let (tx, _rx) = d.new("tx", "rx");
+        tx.send_all(0..100).unwrap();
+        tx.flush().unwrap();
+    }
+    let d = open(dir.path(), Durability::None);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send(100).unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while values.len() < 101 && std::time::Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok((Some(v), _)) => values.push(v),
+            Ok((None, _)) | Err(TryRecvError::Empty) => std::thread::yield_now(),
+            Err(TryRecvError::Disconnected) => break,
+        }
+    }
+    assert_eq!(values, (0..101).collect::<Vec<_>>());
+}
