@@ -149,6 +149,7 @@ impl<T> ClockedSender<T> {
     /// spills and its disk budget is used up under [`DiskFull::Reject`](crate::DiskFull)
     /// ([`DiskFull`](SendErrorKind::DiskFull)). Under `DiskFull::Block` the send waits for the
     /// receiver to free room instead.
+    #[inline]
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         if let Err(kind) = self.check_send() {
             return Err(SendError::new(kind, value));
@@ -167,15 +168,11 @@ impl<T> ClockedSender<T> {
                 // `submit` hands back the envelope it was given, which is a `Send`.
                 _ => unreachable!("submit returned a different envelope"),
             })?;
-        self.mark_sent(position);
-        match self.link.settle_position(position) {
-            Ok(()) => Ok(()),
-            Err(mut not_stored) => match not_stored.values.pop() {
-                Some(value) => Err(SendError::new(not_stored.kind, value)),
-                // Stored nowhere and handed back nowhere: the dispatcher stopped with it.
-                None => Ok(()),
-            },
+        // One load and a branch when the dispatcher has no journal.
+        if self.link.shared.journal.is_some() {
+            return self.journaled_send(position);
         }
+        Ok(())
     }
 
     /// Sends every value of `values`, in order, as repeated [`send`](Self::send)s would: each
@@ -234,8 +231,7 @@ impl<T> ClockedSender<T> {
                     });
                 }
             };
-            self.mark_sent(position);
-            if let Err(not_stored) = self.link.settle_position(position) {
+            if let Err(not_stored) = self.journaled_sent(position) {
                 if !not_stored.values.is_empty() {
                     return Err(SendError::new(not_stored.kind, not_stored.values));
                 }
@@ -399,6 +395,9 @@ impl<T: Clone> ClockedBroadcaster<T> {
                 // `submit` hands back the envelope it was given, which is a `Broadcast`.
                 _ => unreachable!("submit returned a different envelope"),
             })?;
+        if self.link.shared.journal.is_none() {
+            return Ok(());
+        }
         match self.link.settle_position(position) {
             Ok(()) => Ok(()),
             Err(mut not_stored) => match not_stored.values.pop() {

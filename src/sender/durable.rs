@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 
 use super::ClockedSender;
-use crate::error::{JournalError, Mode, SendErrorKind};
+use crate::error::{JournalError, Mode, SendError, SendErrorKind};
 use crate::journal::log::Settled;
 use crate::journal::Durability;
 use crate::link::Link;
@@ -64,6 +64,31 @@ impl<T> Link<T> {
 }
 
 impl<T> ClockedSender<T> {
+    /// A journaled dispatcher accepted a `send` at intake `position`: notes it for
+    /// [`flush`](Self::flush) and, under `Always`, waits until it is stored. Out of line, so that
+    /// a dispatcher without a journal pays one branch for it.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn journaled_sent(&self, position: usize) -> Result<(), NotStored<T>> {
+        self.mark_sent(position);
+        self.link.settle_position(position)
+    }
+
+    /// [`journaled_sent`](Self::journaled_sent) for one `send`: its value comes back if the
+    /// journal could not store it.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn journaled_send(&self, position: usize) -> Result<(), SendError<T>> {
+        match self.journaled_sent(position) {
+            Ok(()) => Ok(()),
+            Err(mut not_stored) => match not_stored.values.pop() {
+                Some(value) => Err(SendError::new(not_stored.kind, value)),
+                // Stored nowhere and handed back nowhere: the dispatcher stopped with it.
+                None => Ok(()),
+            },
+        }
+    }
+
     /// Notes a sent message (its intake position, or its stamp when forwarding) for
     /// [`flush`](Self::flush).
     pub(crate) fn mark_sent(&self, mark: usize) {
