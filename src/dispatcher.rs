@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::engine::journaling::JournalJoin;
-use crate::error::{HandleError, Mode};
+use crate::error::{HandleError, JournalError, Mode};
 use crate::inbox::{inbox, spilling_inbox};
 use crate::intake::Control;
 use crate::journal::RecoveryReport;
@@ -233,6 +233,49 @@ impl<T: Send> Dispatcher<T> {
             .map(|flags| flags.status(clock))
             .collect();
         Status { clock, receivers }
+    }
+
+    /// Sets receiver `name`'s position so that the next receiver created under that name
+    /// replays every message for it stamped `stamp` or later (that retention still holds),
+    /// before live traffic: to process a stretch again, or, with a stamp above its backlog, to
+    /// skip it. Written to the journal like a commit.
+    ///
+    /// # Errors
+    ///
+    /// [`NotJournaled`](JournalError::NotJournaled); [`ReceiverOpen`](JournalError::ReceiverOpen)
+    /// while a receiver of that name exists (drop it first);
+    /// [`UnknownReceiver`](JournalError::UnknownReceiver);
+    /// [`RewindTooOld`](JournalError::RewindTooOld), naming the oldest stamp held;
+    /// [`RewindAhead`](JournalError::RewindAhead) for a stamp above the clock plus one.
+    ///
+    /// ```
+    /// use clocked_dispatch::Builder;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let d = Builder::new().bound(8).journal(dir.path()).build_journaled::<String>().unwrap();
+    /// let (tx, rx) = d.new("tx", "audit");
+    /// tx.send_all(["a", "b", "c"].map(String::from)).unwrap();
+    /// while rx.last_stamp() < 3 {
+    ///     rx.recv().unwrap();
+    /// }
+    /// rx.commit(3).unwrap();
+    /// drop((tx, rx));
+    /// d.rewind("audit", 2).unwrap(); // process "b" and "c" again
+    /// let (_tx, rx) = d.new("tx", "audit");
+    /// assert_eq!(rx.recv().unwrap(), (Some("b".to_string()), 2));
+    /// assert_eq!(rx.recv().unwrap(), (Some("c".to_string()), 3));
+    /// ```
+    pub fn rewind(&self, name: &str, stamp: usize) -> Result<(), JournalError> {
+        let shared = &self.link.shared;
+        let journal = shared.journal.as_ref().ok_or(JournalError::NotJournaled)?;
+        // Held while rewinding: no receiver of that name can be created meanwhile.
+        let registry = shared.registry.lock();
+        if registry.has_receiver(name) {
+            return Err(JournalError::ReceiverOpen {
+                name: name.to_owned(),
+            });
+        }
+        journal.rewind(name, stamp as u64)
     }
 
     /// What opening the journal found: the clock it resumed from, torn bytes cut, damaged

@@ -424,6 +424,30 @@ pub enum JournalError {
     },
     /// The dispatcher thread stopped before the operation could be settled.
     DispatcherGone,
+    /// A rewind of a receiver name the journal has never seen.
+    UnknownReceiver {
+        /// The name.
+        name: String,
+    },
+    /// A rewind of a receiver name that has an open receiver: drop it first.
+    ReceiverOpen {
+        /// The name.
+        name: String,
+    },
+    /// A rewind to a stamp the journal no longer holds (retention deleted it).
+    RewindTooOld {
+        /// The stamp asked for.
+        stamp: usize,
+        /// The oldest stamp the journal still holds.
+        oldest: usize,
+    },
+    /// A rewind to a stamp beyond the journal's clock.
+    RewindAhead {
+        /// The stamp asked for.
+        stamp: usize,
+        /// The highest stamp the journal holds.
+        clock: usize,
+    },
     /// A batch this sender's messages were in could not be written: they were not delivered
     /// and are not in the journal.
     WriteFailed {
@@ -451,6 +475,20 @@ impl fmt::Display for JournalError {
                 "cannot commit stamp {stamp}: the receiver has only reached {received}"
             ),
             JournalError::DispatcherGone => f.write_str("the dispatcher thread has stopped"),
+            JournalError::UnknownReceiver { name } => {
+                write!(f, "the journal has no receiver named {name:?}")
+            }
+            JournalError::ReceiverOpen { name } => {
+                write!(f, "receiver {name:?} is open: drop it before rewinding it")
+            }
+            JournalError::RewindTooOld { stamp, oldest } => write!(
+                f,
+                "cannot rewind to stamp {stamp}: the oldest stamp the journal holds is {oldest}"
+            ),
+            JournalError::RewindAhead { stamp, clock } => write!(
+                f,
+                "cannot rewind to stamp {stamp}: the journal's clock is only at {clock}"
+            ),
             JournalError::WriteFailed { kind } => {
                 write!(
                     f,

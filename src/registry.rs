@@ -53,6 +53,11 @@ impl Registry {
         }
     }
 
+    /// Whether a live receiver has `name`.
+    pub(crate) fn has_receiver(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
     /// Frees a receiver's name.
     pub(crate) fn remove_receiver(&mut self, name: &str) {
         self.names.remove(name);

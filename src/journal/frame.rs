@@ -16,6 +16,10 @@
 //! | 5    | `Open`     | receiver u32                | the receiver is open (gets broadcasts)      |
 //! | 6    | `Closed`   | receiver u32                | the receiver is gone                        |
 //! | 7    | `Commit`   | receiver u32, stamp u64     | the receiver has processed up to `stamp`    |
+//! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set back to `stamp`         |
+//!
+//! A `Commit` only moves a receiver's position forward (the highest wins); a `Rewind` sets it,
+//! lower or not. Both apply in journal order.
 //!
 //! The checksum covers everything after it, so a flipped bit anywhere in a record, or a length
 //! that frames the wrong bytes, is caught before anything is decoded. A payload is the value's
@@ -39,6 +43,7 @@ const NAME: u8 = 4;
 const OPEN: u8 = 5;
 const CLOSED: u8 = 6;
 const COMMIT: u8 = 7;
+const REWIND: u8 = 8;
 
 /// A journal receiver id: stable across restarts for a receiver name (unlike the dispatcher's
 /// slot ids, which are reused).
@@ -70,6 +75,10 @@ pub(crate) enum Entry<'a> {
         receiver: JournalId,
     },
     Commit {
+        receiver: JournalId,
+        stamp: u64,
+    },
+    Rewind {
         receiver: JournalId,
         stamp: u64,
     },
@@ -147,6 +156,11 @@ pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
         }
         Entry::Commit { receiver, stamp } => {
             out.push(COMMIT);
+            out.extend_from_slice(&receiver.to_le_bytes());
+            out.extend_from_slice(&stamp.to_le_bytes());
+        }
+        Entry::Rewind { receiver, stamp } => {
+            out.push(REWIND);
             out.extend_from_slice(&receiver.to_le_bytes());
             out.extend_from_slice(&stamp.to_le_bytes());
         }
@@ -278,6 +292,10 @@ pub(crate) fn parse(body: &[u8]) -> Result<Entry<'_>, FaultKind> {
             receiver: u32_at(0)?,
             stamp: u64_at(4)?,
         })),
+        REWIND => exact(12).and(Ok(Entry::Rewind {
+            receiver: u32_at(0)?,
+            stamp: u64_at(4)?,
+        })),
         _ => Err(FaultKind::Decode),
     }
 }
@@ -306,6 +324,10 @@ mod tests {
                 receiver: 3,
                 stamp: 8,
             },
+            Entry::Rewind {
+                receiver: 3,
+                stamp: 2,
+            },
         ] {
             append_entry(&mut out, &entry);
         }
@@ -325,11 +347,12 @@ mod tests {
                 Err(bad) => panic!("{bad:?}"),
             }
         }
-        assert_eq!(entries.len(), 7);
+        assert_eq!(entries.len(), 8);
         assert!(entries[0].contains("stamp: 7, receiver: 3"));
         assert!(entries[1].starts_with("Broadcast { stamp: 8"));
         assert_eq!(entries[3], "Name { receiver: 3, name: \"rx-é\" }");
         assert_eq!(entries[6], "Commit { receiver: 3, stamp: 8 }");
+        assert_eq!(entries[7], "Rewind { receiver: 3, stamp: 2 }");
     }
 
     #[test]

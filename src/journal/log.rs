@@ -56,6 +56,8 @@ struct State {
     next_id: JournalId,
     /// The highest stamp written.
     clock: u64,
+    /// The lowest stamp a replay can still return (older segments are gone).
+    oldest: u64,
     /// Scratch for commits and checkpoints.
     scratch: Vec<u8>,
 }
@@ -80,6 +82,7 @@ impl Journal {
             .keys()
             .next_back()
             .map_or(0, |&id| id.saturating_add(1));
+        let oldest = recovered.oldest_checkpoint.unwrap_or(clock) + 1;
         let checkpoint = checkpoint(clock, &recovered.known);
         let index = recovered.next_index;
         let (file, offset) =
@@ -102,6 +105,7 @@ impl Journal {
                 by_name,
                 next_id,
                 clock,
+                oldest,
                 scratch: Vec::new(),
             }),
             dir,
@@ -204,16 +208,54 @@ impl Journal {
     /// Records that receiver `id` has processed everything up to `stamp`, durably per the
     /// durability mode. A commit below an earlier one is kept as the earlier one.
     pub(crate) fn commit(&self, id: JournalId, stamp: u64) -> Result<(), JournalError> {
+        self.append_position(&Entry::Commit {
+            receiver: id,
+            stamp,
+        })
+    }
+
+    /// Sets receiver `name`'s position back (or forward) so that its next incarnation replays
+    /// from `stamp` on. The caller makes sure no receiver of that name is open.
+    pub(crate) fn rewind(&self, name: &str, stamp: u64) -> Result<(), JournalError> {
+        let (id, oldest, clock) = {
+            let state = self.state.lock();
+            let id = *state
+                .by_name
+                .get(name)
+                .ok_or_else(|| JournalError::UnknownReceiver {
+                    name: name.to_owned(),
+                })?;
+            (id, state.oldest, state.clock)
+        };
+        if stamp < oldest {
+            return Err(JournalError::RewindTooOld {
+                stamp: stamp as usize,
+                oldest: oldest as usize,
+            });
+        }
+        if stamp > clock + 1 {
+            return Err(JournalError::RewindAhead {
+                stamp: stamp as usize,
+                clock: clock as usize,
+            });
+        }
+        self.append_position(&Entry::Rewind {
+            receiver: id,
+            stamp: stamp - 1,
+        })
+    }
+
+    /// Writes a `Commit` or `Rewind` and applies it.
+    fn append_position(&self, entry: &Entry<'_>) -> Result<(), JournalError> {
+        let (id, stamp, rewind) = match *entry {
+            Entry::Commit { receiver, stamp } => (receiver, stamp, false),
+            Entry::Rewind { receiver, stamp } => (receiver, stamp, true),
+            _ => return Ok(()),
+        };
         let mut state = self.state.lock();
         let mut records = std::mem::take(&mut state.scratch);
         records.clear();
-        frame::append_entry(
-            &mut records,
-            &Entry::Commit {
-                receiver: id,
-                stamp,
-            },
-        );
+        frame::append_entry(&mut records, entry);
         let written = state.append(&records, self.durability);
         state.scratch = records;
         written.map_err(|source| JournalError::Io {
@@ -221,7 +263,11 @@ impl Journal {
             source,
         })?;
         if let Some(known) = state.known.get_mut(&id) {
-            known.commit = known.commit.max(stamp);
+            known.commit = if rewind {
+                stamp
+            } else {
+                known.commit.max(stamp)
+            };
         }
         Ok(())
     }

@@ -33,7 +33,7 @@
 //!
 //! # Not done yet
 //!
-//! Retention (size and age limits), rewind, reading a lagging receiver's backlog from the
+//! Retention (size and age limits), reading a lagging receiver's backlog from the
 //! journal instead of spilling it, and the operator tool are later steps of the same issue.
 //! A journaled dispatcher cannot spill.
 
@@ -44,9 +44,28 @@ pub(crate) mod replay;
 pub(crate) mod scan;
 pub(crate) mod segments;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::error::JournalError;
 use crate::spill::FaultKind;
+
+/// Rewinds receiver `name` in the journal at `dir` while no dispatcher has it open (what the
+/// operator tool's `rewind` does): the next receiver created under that name replays from
+/// `stamp` on. Otherwise as [`Dispatcher::rewind`](crate::Dispatcher::rewind), which does the
+/// same on a running dispatcher.
+///
+/// # Errors
+///
+/// [`InUse`](JournalError::InUse) if a dispatcher has the journal open, and the errors of
+/// [`Dispatcher::rewind`](crate::Dispatcher::rewind).
+pub fn rewind(dir: impl AsRef<Path>, name: &str, stamp: usize) -> Result<(), JournalError> {
+    let journal = log::Journal::open(
+        dir.as_ref().to_path_buf(),
+        Durability::Batch,
+        crate::DEFAULT_JOURNAL_SEGMENT_SIZE,
+    )?;
+    journal.rewind(name, stamp as u64)
+}
 
 /// How much a journaled dispatcher waits for the disk. Each mode writes every batch before
 /// delivering it; they differ in when a message counts as stored.

@@ -45,6 +45,9 @@ pub(crate) struct Recovered {
     pub(crate) known: BTreeMap<JournalId, Known>,
     /// The index the next segment gets.
     pub(crate) next_index: u64,
+    /// The clock in the oldest readable segment's checkpoint: every stamp above it is held
+    /// (or was lost to damage), none at or below it. `None` if there was no segment.
+    pub(crate) oldest_checkpoint: Option<u64>,
 }
 
 /// Reads every segment of `dir` (whose lock the caller holds) and repairs a torn tail.
@@ -92,6 +95,9 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
             match reader.next_step() {
                 Step::End => break,
                 Step::Entry(entry) => {
+                    if let (None, Entry::Tick { stamp }) = (recovered.oldest_checkpoint, &entry) {
+                        recovered.oldest_checkpoint = Some(*stamp);
+                    }
                     apply(&mut recovered, &entry);
                     recovered.report.gaps.append(&mut unconfirmed);
                     good_end = reader.offset();
@@ -164,6 +170,11 @@ fn apply(recovered: &mut Recovered, entry: &Entry<'_>) {
         Entry::Commit { receiver, stamp } => {
             if let Some(known) = recovered.known.get_mut(&receiver) {
                 known.commit = known.commit.max(stamp);
+            }
+        }
+        Entry::Rewind { receiver, stamp } => {
+            if let Some(known) = recovered.known.get_mut(&receiver) {
+                known.commit = stamp;
             }
         }
         _ => {}
