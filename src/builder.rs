@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::error::{BuildError, CapacityError, JournalError, SpillSetupError};
 use crate::intake::Envelope;
 use crate::journal::log::Journal;
+use crate::journal::retention::RetentionConfig;
 use crate::journal::Durability;
 use crate::link::{Link, Shared};
 use crate::spill::dir::SpillRoot;
@@ -66,6 +67,7 @@ pub struct Builder {
     journal_dir: Option<PathBuf>,
     durability: Durability,
     journal_segment_size: u64,
+    retention: RetentionConfig,
 }
 
 impl Default for Builder {
@@ -84,6 +86,10 @@ impl Default for Builder {
             journal_dir: None,
             durability: Durability::None,
             journal_segment_size: DEFAULT_JOURNAL_SEGMENT_SIZE,
+            retention: RetentionConfig {
+                max_bytes: u64::MAX,
+                max_age: None,
+            },
         }
     }
 }
@@ -220,6 +226,24 @@ impl Builder {
         self
     }
 
+    /// Keeps the journal under `bytes` on disk: once it is over, whole oldest segments are
+    /// deleted (never the one being written), as kvspool's attrition does. Messages deleted
+    /// before their receiver name committed them are counted, and a receiver that replays past
+    /// them gets a [`SpillFault`](crate::SpillFault) of kind
+    /// [`FaultKind::Expired`](crate::FaultKind::Expired) first. Unlimited by default.
+    pub fn journal_retention_bytes(mut self, bytes: u64) -> Self {
+        self.retention.max_bytes = bytes;
+        self
+    }
+
+    /// Deletes journal segments whose last write is older than `age` (never the one being
+    /// written), with the same accounting as
+    /// [`journal_retention_bytes`](Self::journal_retention_bytes). Unlimited by default.
+    pub fn journal_retention_age(mut self, age: std::time::Duration) -> Self {
+        self.retention.max_age = Some(age);
+        self
+    }
+
     /// Builds a journaled dispatcher in the directory given to [`journal`](Self::journal):
     /// every message is written to the journal before it is delivered, the clock resumes
     /// above the last stamp the journal holds, and a receiver created under a name the journal
@@ -275,7 +299,9 @@ impl Builder {
             dir,
             self.durability,
             self.journal_segment_size,
+            self.retention,
         )?);
+        crate::journal::retention::start(&journal).map_err(JournalError::Thread)?;
         self.seed = self.seed.max(journal.recovered().last_stamp);
         let codec = Codec::postcard();
         let returned = std::sync::Arc::new(parking_lot::Mutex::new(Default::default()));

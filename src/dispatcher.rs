@@ -173,7 +173,7 @@ impl<T: Send> Dispatcher<T> {
             let (journal_id, new) = journal.id_for(&receiver);
             let plan = std::sync::Arc::new(std::sync::OnceLock::new());
             if !new {
-                seen = seen.min(journal.committed(journal_id) as usize);
+                seen = seen.min(journal.replay_start(journal_id).0 as usize);
             }
             (journal_id, new, plan)
         });

@@ -199,9 +199,12 @@ impl<T> Engine<T> {
             journal.ids.resize(receiver.0 + 1, None);
         }
         journal.ids[receiver.0] = Some(join.id);
+        let (from, expired, oldest) = journal.journal.replay_start(join.id);
         let plan = Plan {
             id: join.id,
-            from: journal.journal.committed(join.id),
+            from,
+            expired,
+            oldest,
             limit: limit as u64,
             end: journal.journal.position(),
         };

@@ -15,7 +15,7 @@ pub(super) enum ReplayState<T> {
         dir: std::path::PathBuf,
         decode: DecodeFn<T>,
     },
-    Reading(Replay<T>),
+    Reading(Box<Replay<T>>),
 }
 
 impl<T> InboxReader<T> {
@@ -38,7 +38,7 @@ impl<T> InboxReader<T> {
             let Some(&plan) = plan.get() else {
                 return Some(Polled::Empty);
             };
-            *state = ReplayState::Reading(Replay::new(dir, plan, *decode));
+            *state = ReplayState::Reading(Box::new(Replay::new(dir, plan, *decode)));
         }
         let ReplayState::Reading(replay) = &mut *state else {
             self.replaying.set(false);

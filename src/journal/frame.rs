@@ -17,6 +17,7 @@
 //! | 6    | `Closed`   | receiver u32                | the receiver is gone                        |
 //! | 7    | `Commit`   | receiver u32, stamp u64     | the receiver has processed up to `stamp`    |
 //! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set back to `stamp`         |
+//! | 9    | `Expired`  | receiver u32, count u64     | retention deleted `count` of its messages   |
 //!
 //! A `Commit` only moves a receiver's position forward (the highest wins); a `Rewind` sets it,
 //! lower or not. Both apply in journal order.
@@ -44,6 +45,7 @@ const OPEN: u8 = 5;
 const CLOSED: u8 = 6;
 const COMMIT: u8 = 7;
 const REWIND: u8 = 8;
+const EXPIRED: u8 = 9;
 
 /// A journal receiver id: stable across restarts for a receiver name (unlike the dispatcher's
 /// slot ids, which are reused).
@@ -81,6 +83,10 @@ pub(crate) enum Entry<'a> {
     Rewind {
         receiver: JournalId,
         stamp: u64,
+    },
+    Expired {
+        receiver: JournalId,
+        count: u64,
     },
 }
 
@@ -163,6 +169,11 @@ pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
             out.push(REWIND);
             out.extend_from_slice(&receiver.to_le_bytes());
             out.extend_from_slice(&stamp.to_le_bytes());
+        }
+        Entry::Expired { receiver, count } => {
+            out.push(EXPIRED);
+            out.extend_from_slice(&receiver.to_le_bytes());
+            out.extend_from_slice(&count.to_le_bytes());
         }
         Entry::Data { .. } | Entry::Broadcast { .. } => {
             // Messages carry a typed value: `append_message`. Nothing is written.
@@ -295,6 +306,10 @@ pub(crate) fn parse(body: &[u8]) -> Result<Entry<'_>, FaultKind> {
         REWIND => exact(12).and(Ok(Entry::Rewind {
             receiver: u32_at(0)?,
             stamp: u64_at(4)?,
+        })),
+        EXPIRED => exact(12).and(Ok(Entry::Expired {
+            receiver: u32_at(0)?,
+            count: u64_at(4)?,
         })),
         _ => Err(FaultKind::Decode),
     }

@@ -17,6 +17,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::frame::{self, Entry, JournalId};
 use super::recover::{recover, Known};
+use super::retention::{RetentionBell, RetentionConfig};
 use super::segments;
 use super::{Durability, RecoveryReport};
 use crate::error::JournalError;
@@ -42,6 +43,8 @@ pub(crate) struct Journal {
     pub(crate) durability: Durability,
     state: Mutex<State>,
     pub(crate) durable: Durable,
+    pub(crate) retention: RetentionConfig,
+    pub(crate) retention_bell: std::sync::Arc<RetentionBell>,
     recovered: RecoveryReport,
     /// Held until drop.
     _lock: segments::DirLock,
@@ -68,6 +71,7 @@ impl Journal {
         dir: PathBuf,
         durability: Durability,
         segment_size: u64,
+        retention: RetentionConfig,
     ) -> Result<Self, JournalError> {
         let lock = segments::lock(&dir)?;
         let recovered = recover(&dir)?;
@@ -110,6 +114,8 @@ impl Journal {
             }),
             dir,
             durability,
+            retention,
+            retention_bell: Default::default(),
             recovered: recovered.report,
             _lock: lock,
         })
@@ -141,18 +147,60 @@ impl Journal {
                 name: name.to_owned(),
                 commit: 0,
                 open: false,
+                expired: 0,
             },
         );
         (id, true)
     }
 
-    /// The last stamp committed for `id` (0 if none).
-    pub(crate) fn committed(&self, id: JournalId) -> u64 {
-        self.state
-            .lock()
-            .known
-            .get(&id)
-            .map_or(0, |known| known.commit)
+    /// Where a replay for `id` starts: its position (last commit, 0 if none), the messages
+    /// above it that retention deleted, and the oldest stamp still held.
+    pub(crate) fn replay_start(&self, id: JournalId) -> (u64, u64, u64) {
+        let state = self.state.lock();
+        let known = state.known.get(&id);
+        (
+            known.map_or(0, |known| known.commit),
+            known.map_or(0, |known| known.expired),
+            state.oldest,
+        )
+    }
+
+    /// Every known receiver's position, for retention.
+    pub(crate) fn commits(&self) -> std::collections::HashMap<JournalId, u64> {
+        let state = self.state.lock();
+        state.known.iter().map(|(&id, k)| (id, k.commit)).collect()
+    }
+
+    /// Retention is about to delete a segment whose highest stamp is `last_stamp`, holding
+    /// `unread` messages above each receiver's commit: the counts are added to each name's
+    /// `expired` and written (an `Expired` record with the new total) before the file goes, so
+    /// that a crash in between overstates a loss rather than hides one.
+    pub(crate) fn expire(
+        &self,
+        unread: &std::collections::HashMap<JournalId, u64>,
+        last_stamp: u64,
+    ) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let mut records = std::mem::take(&mut state.scratch);
+        records.clear();
+        for (&id, &count) in unread {
+            if let Some(known) = state.known.get_mut(&id) {
+                known.expired += count;
+                let entry = Entry::Expired {
+                    receiver: id,
+                    count: known.expired,
+                };
+                frame::append_entry(&mut records, &entry);
+            }
+        }
+        let written = if records.is_empty() {
+            Ok(())
+        } else {
+            state.append(&records, self.durability)
+        };
+        state.scratch = records;
+        state.oldest = state.oldest.max(last_stamp + 1);
+        written
     }
 
     /// Where the journal ends now.
@@ -199,7 +247,9 @@ impl Journal {
             state.clock = state.clock.max(clock);
             if state.position.offset >= state.segment_size {
                 // A failed roll leaves the full segment in use: it is tried again next batch.
-                let _ = state.roll(&self.dir, self.durability);
+                if state.roll(&self.dir, self.durability).is_ok() {
+                    self.retention_bell.ring();
+                }
             }
         }
         result.map_err(|e| e.kind())
@@ -268,6 +318,7 @@ impl Journal {
             } else {
                 known.commit.max(stamp)
             };
+            known.expired = 0;
         }
         Ok(())
     }
@@ -332,6 +383,15 @@ fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
         }
         if known.open {
             frame::append_entry(&mut out, &Entry::Open { receiver });
+        }
+        if known.expired > 0 {
+            frame::append_entry(
+                &mut out,
+                &Entry::Expired {
+                    receiver,
+                    count: known.expired,
+                },
+            );
         }
     }
     out

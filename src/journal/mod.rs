@@ -33,7 +33,7 @@
 //!
 //! # Not done yet
 //!
-//! Retention (size and age limits), reading a lagging receiver's backlog from the
+//! Reading a lagging receiver's backlog from the
 //! journal instead of spilling it, and the operator tool are later steps of the same issue.
 //! A journaled dispatcher cannot spill.
 
@@ -41,6 +41,7 @@ pub(crate) mod frame;
 pub(crate) mod log;
 pub(crate) mod recover;
 pub(crate) mod replay;
+pub(crate) mod retention;
 pub(crate) mod scan;
 pub(crate) mod segments;
 
@@ -63,6 +64,10 @@ pub fn rewind(dir: impl AsRef<Path>, name: &str, stamp: usize) -> Result<(), Jou
         dir.as_ref().to_path_buf(),
         Durability::Batch,
         crate::DEFAULT_JOURNAL_SEGMENT_SIZE,
+        retention::RetentionConfig {
+            max_bytes: u64::MAX,
+            max_age: None,
+        },
     )?;
     journal.rewind(name, stamp as u64)
 }

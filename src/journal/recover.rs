@@ -36,6 +36,8 @@ pub(crate) struct Known {
     pub(crate) commit: u64,
     /// Whether it is open now (gets broadcasts).
     pub(crate) open: bool,
+    /// Messages above its commit that retention deleted (reset by its next commit or rewind).
+    pub(crate) expired: u64,
 }
 
 /// The state rebuilt from a journal directory.
@@ -163,6 +165,7 @@ fn apply(recovered: &mut Recovered, entry: &Entry<'_>) {
                     name: name.to_owned(),
                     commit: 0,
                     open: false,
+                    expired: 0,
                 });
         }
         Entry::Open { receiver } => set_open(recovered, receiver, true),
@@ -170,11 +173,18 @@ fn apply(recovered: &mut Recovered, entry: &Entry<'_>) {
         Entry::Commit { receiver, stamp } => {
             if let Some(known) = recovered.known.get_mut(&receiver) {
                 known.commit = known.commit.max(stamp);
+                known.expired = 0;
             }
         }
         Entry::Rewind { receiver, stamp } => {
             if let Some(known) = recovered.known.get_mut(&receiver) {
                 known.commit = stamp;
+                known.expired = 0;
+            }
+        }
+        Entry::Expired { receiver, count } => {
+            if let Some(known) = recovered.known.get_mut(&receiver) {
+                known.expired = count;
             }
         }
         _ => {}

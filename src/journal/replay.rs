@@ -28,6 +28,10 @@ pub(crate) struct Plan {
     pub(crate) from: u64,
     pub(crate) limit: u64,
     pub(crate) end: Position,
+    /// Messages above `from` that retention deleted: reported first, if any.
+    pub(crate) expired: u64,
+    /// The oldest stamp the journal still held.
+    pub(crate) oldest: u64,
 }
 
 /// What the next step of a replay found.
@@ -49,6 +53,8 @@ pub(crate) struct Replay<T> {
     todo: Option<std::vec::IntoIter<(u64, PathBuf)>>,
     current: Option<SegmentReader>,
     open: bool,
+    /// Whether the loss to retention (if any) has been reported.
+    reported: bool,
 }
 
 impl<T> Replay<T> {
@@ -60,6 +66,7 @@ impl<T> Replay<T> {
             todo: None,
             current: None,
             open: false,
+            reported: false,
         }
     }
 
@@ -67,6 +74,16 @@ impl<T> Replay<T> {
     pub(crate) fn next(&mut self) -> Replayed<T> {
         if self.plan.from >= self.plan.limit {
             return Replayed::Done;
+        }
+        if !self.reported {
+            self.reported = true;
+            if self.plan.expired > 0 && self.plan.from + 1 < self.plan.oldest {
+                return Replayed::Fault(SpillFault {
+                    kind: FaultKind::Expired,
+                    segment: self.dir.clone(),
+                    messages_lost: self.plan.expired,
+                });
+            }
         }
         loop {
             if self.current.is_none() {
@@ -157,6 +174,8 @@ impl<T> Replay<T> {
                 self.current = Some(reader);
                 Ok(true)
             }
+            // Deleted by retention since it was listed: its loss is counted there.
+            Err(FaultKind::Io(std::io::ErrorKind::NotFound)) => self.open_next(),
             Err(kind) => Err(SpillFault {
                 kind,
                 segment: path,

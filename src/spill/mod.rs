@@ -160,6 +160,8 @@ pub enum FaultKind {
     Decode,
     /// Reading the file failed.
     Io(io::ErrorKind),
+    /// Journal only: the messages were deleted by retention before they were committed.
+    Expired,
 }
 
 impl fmt::Display for FaultKind {
@@ -173,6 +175,7 @@ impl fmt::Display for FaultKind {
             FaultKind::BadStamp(stamp) => write!(f, "record stamp {stamp} out of order"),
             FaultKind::Decode => f.write_str("record does not decode as the receiver's type"),
             FaultKind::Io(kind) => write!(f, "read failed: {kind}"),
+            FaultKind::Expired => f.write_str("deleted by journal retention before it was read"),
         }
     }
 }
