@@ -105,6 +105,8 @@ struct Claims {
 fn parse(output: &str) -> Claims {
     let mut claims = Claims::default();
     for line in output.lines() {
+        // The harness prints "test crash_child ... " before the child's first line.
+        let line = line.rsplit("... ").next().unwrap_or(line);
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["got", value, stamp] => {
