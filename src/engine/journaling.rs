@@ -51,6 +51,8 @@ pub(crate) struct EngineJournal<T> {
     staged: Vec<(usize, Held<T>, Option<u64>)>,
     /// Journal id of each receiver slot.
     ids: Vec<Option<JournalId>>,
+    /// The slot of each journal id's latest receiver.
+    latest: Vec<Option<ReceiverId>>,
     /// The last stamp that carried no message, not yet written as a tick.
     tick: Option<usize>,
     /// The highest stamp staged.
@@ -72,6 +74,7 @@ impl<T> EngineJournal<T> {
             changes: Vec::new(),
             staged: Vec::new(),
             ids: Vec::new(),
+            latest: Vec::new(),
             tick: None,
             stamp,
         }
@@ -79,6 +82,11 @@ impl<T> EngineJournal<T> {
 
     fn id_of(&self, receiver: ReceiverId) -> Option<JournalId> {
         self.ids.get(receiver.0).copied().flatten()
+    }
+
+    /// The slot of the latest receiver of journal id `id`.
+    fn latest_of(&self, id: JournalId) -> Option<ReceiverId> {
+        self.latest.get(id as usize).copied().flatten()
     }
 
     fn write_tick(&mut self) {
@@ -107,6 +115,15 @@ impl<T> Engine<T> {
             return;
         };
         journal.stamp = journal.stamp.max(stamp);
+        let mut held = held;
+        if let Held::Unicast(to, _) = &mut held {
+            // A message for a name whose receiver was dropped and made again (its old slot
+            // still waits to close) is the name's: the new receiver gets it. It joined after
+            // its replay limit, below this stamp, so this is its live traffic, in order.
+            if let Some(latest) = journal.id_of(*to).and_then(|id| journal.latest_of(id)) {
+                *to = latest;
+            }
+        }
         let encoded = match &held {
             Held::Nothing => {
                 journal.tick = Some(stamp);
@@ -199,6 +216,11 @@ impl<T> Engine<T> {
             journal.ids.resize(receiver.0 + 1, None);
         }
         journal.ids[receiver.0] = Some(join.id);
+        let index = join.id as usize;
+        if journal.latest.len() <= index {
+            journal.latest.resize(index + 1, None);
+        }
+        journal.latest[index] = Some(receiver);
         let (from, expired, oldest) = journal.journal.replay_start(join.id);
         let plan = Plan {
             id: join.id,
@@ -220,7 +242,9 @@ impl<T> Engine<T> {
     /// A receiver's inbox was closed or found gone: it gets no more broadcasts.
     pub(super) fn journal_closed(&mut self, receiver: ReceiverId) {
         if let Some(journal) = self.journal.as_mut() {
-            if let Some(id) = journal.id_of(receiver) {
+            // An older incarnation closing says nothing about the name's latest receiver.
+            let latest = |id| journal.latest_of(id) == Some(receiver);
+            if let Some(id) = journal.id_of(receiver).filter(|&id| latest(id)) {
                 journal.stage_entry(&Entry::Closed { receiver: id });
                 journal.changes.push(Change::Closed(id));
             }
