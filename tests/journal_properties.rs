@@ -221,6 +221,5 @@ fn run(ops: Vec<Op>) -> bool {
 fn the_journal_agrees_with_an_in_memory_reference() {
     QuickCheck::new()
         .tests(200)
-        .gen(Gen::new(60))
         .quickcheck(run as fn(Vec<Op>) -> bool);
 }
