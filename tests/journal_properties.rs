@@ -223,3 +223,99 @@ fn the_journal_agrees_with_an_in_memory_reference() {
         .tests(200)
         .quickcheck(run as fn(Vec<Op>) -> bool);
 }
+
+/// Found by the model: a broadcast stamped after a name's receiver was dropped and before the
+/// name was made again is the name's (a durable subscription), whatever the timing.
+#[test]
+fn a_broadcast_between_two_receivers_of_a_name_is_the_names() {
+    use Op::*;
+    let ops = vec![
+        Send { to: 0, value: 1 },
+        Broadcast { value: 618653715 },
+        Read { from: 1, count: 5 },
+        Send {
+            to: 0,
+            value: 2685045717,
+        },
+        Send {
+            to: 0,
+            value: 1337893308,
+        },
+        Broadcast { value: 2760354212 },
+        Rewind { of: 1, back: 6 },
+        Send {
+            to: 1,
+            value: 1126568611,
+        },
+        Send {
+            to: 1,
+            value: 1519182475,
+        },
+        Rewind { of: 2, back: 7 },
+        Send { to: 0, value: 1 },
+        Send {
+            to: 2,
+            value: 3735267095,
+        },
+        Commit { of: 2 },
+        Send {
+            to: 2,
+            value: 327631948,
+        },
+        Send {
+            to: 0,
+            value: 2515508609,
+        },
+        Send {
+            to: 2,
+            value: 347777488,
+        },
+        Send {
+            to: 1,
+            value: 2693989594,
+        },
+        Reopen { of: 2 },
+        Broadcast { value: 640915009 },
+        Read { from: 0, count: 2 },
+        Send {
+            to: 2,
+            value: 205026335,
+        },
+        Send {
+            to: 1,
+            value: 3651470844,
+        },
+        Read { from: 1, count: 0 },
+        Send {
+            to: 0,
+            value: 3412104465,
+        },
+        Send {
+            to: 1,
+            value: 1982575868,
+        },
+        Send {
+            to: 2,
+            value: 1223588450,
+        },
+        Send {
+            to: 0,
+            value: 4294967295,
+        },
+        Broadcast { value: 206723701 },
+        Broadcast { value: 805738392 },
+        Read { from: 1, count: 0 },
+        Send {
+            to: 2,
+            value: 3012943129,
+        },
+        Send {
+            to: 2,
+            value: 2250760331,
+        },
+        Rewind { of: 1, back: 5 },
+        Read { from: 1, count: 1 },
+        Commit { of: 1 },
+    ];
+    run(ops);
+}

@@ -57,7 +57,6 @@ impl<T> Engine<T> {
             return;
         }
         if let Some(inbox) = self.slots.take_inbox(id) {
-            self.journal_closed(id);
             inbox.close(self.published);
         }
         self.slots.free(id);

@@ -52,7 +52,6 @@ impl<T> Engine<T> {
         };
         if gone {
             self.local.undeliverable += 1;
-            self.journal_closed(to);
             drop(self.slots.take_inbox(to));
             if let Some(slot) = self.slots.get_mut(to).filter(|slot| slot.senders == 0) {
                 // Only broadcasters were keeping it: forget it once what is queued is handled.

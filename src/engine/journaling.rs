@@ -10,7 +10,8 @@
 //! A receiver joining first settles what is staged (so it never gets, live, a broadcast
 //! stamped before it joined), then learns its replay plan: its backlog is what the journal
 //! holds for its name after its last commit, up to the clock now (see
-//! [`crate::journal::replay`]).
+//! [`crate::journal::replay`]). A message for a slot whose name has a newer receiver (the old
+//! one was dropped, the name made again) goes to the newer one: it is the name's.
 //!
 //! If a batch's write fails (after one retry in a fresh segment), its messages are neither
 //! stored nor delivered: they are counted in `DispatcherStats::unjournaled`, and under
@@ -237,18 +238,6 @@ impl<T> Engine<T> {
         });
         journal.stage_entry(&Entry::Open { receiver: join.id });
         journal.changes.push(Change::Open(join.id));
-    }
-
-    /// A receiver's inbox was closed or found gone: it gets no more broadcasts.
-    pub(super) fn journal_closed(&mut self, receiver: ReceiverId) {
-        if let Some(journal) = self.journal.as_mut() {
-            // An older incarnation closing says nothing about the name's latest receiver.
-            let latest = |id| journal.latest_of(id) == Some(receiver);
-            if let Some(id) = journal.id_of(receiver).filter(|&id| latest(id)) {
-                journal.stage_entry(&Entry::Closed { receiver: id });
-                journal.changes.push(Change::Closed(id));
-            }
-        }
     }
 
     /// The dispatcher stops: its waiters give up.

@@ -13,8 +13,8 @@
 //! | 2    | `Broadcast`| stamp u64, payload          | a message for every receiver open then      |
 //! | 3    | `Tick`     | stamp u64                   | every stamp up to here is accounted for     |
 //! | 4    | `Name`     | receiver u32, name (UTF-8)  | journal receiver id `receiver` is `name`    |
-//! | 5    | `Open`     | receiver u32                | the receiver is open (gets broadcasts)      |
-//! | 6    | `Closed`   | receiver u32                | the receiver is gone                        |
+//! | 5    | `Open`     | receiver u32                | the name is subscribed to broadcasts        |
+//! | 6    | `Closed`   | receiver u32                | the name unsubscribed (read, not written yet)|
 //! | 7    | `Commit`   | receiver u32, stamp u64     | the receiver has processed up to `stamp`    |
 //! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set back to `stamp`         |
 //! | 9    | `Expired`  | receiver u32, count u64     | retention deleted `count` of its messages   |

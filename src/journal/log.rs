@@ -34,7 +34,6 @@ pub(crate) struct Position {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Change {
     Open(JournalId),
-    Closed(JournalId),
 }
 
 /// One dispatcher's open journal.
@@ -220,12 +219,9 @@ impl Journal {
     ) -> Result<(), io::ErrorKind> {
         let mut state = self.state.lock();
         for change in changes {
-            let (id, open) = match *change {
-                Change::Open(id) => (id, true),
-                Change::Closed(id) => (id, false),
-            };
+            let Change::Open(id) = *change;
             if let Some(known) = state.known.get_mut(&id) {
-                known.open = open;
+                known.open = true;
             }
         }
         let result = if records.is_empty() {

@@ -23,10 +23,12 @@
 //!    the power loss that [`Durability::None`] accepts.
 //! 2. **Stamps increase across restarts.** Opening a journal recovers the highest stamp
 //!    written (`src/journal/recover.rs`); the new run's clock starts there.
-//! 3. **A name's backlog is replayed once, in order, before live traffic** (`src/journal/replay.rs`): a
-//!    receiver created under a name the journal knows first gets every message its earlier
-//!    incarnations were sent after the name's last commit, up to the stamp at which it joined;
-//!    live messages have higher stamps.
+//! 3. **A name's backlog is replayed once, in order, before live traffic**
+//!    (`src/journal/replay.rs`): a receiver created under a name the journal knows first gets
+//!    every message for that name stamped after its last commit, up to the stamp at which it
+//!    joined; live messages have higher stamps. A name is a durable subscription: the messages
+//!    sent to it and the broadcasts made since it first joined are its own, whether or not a
+//!    receiver of it was open at the time (dropped, or its process dead).
 //! 4. **Damage is never data.** Torn tails are cut at recovery; damaged records elsewhere are
 //!    skipped and reported ([`RecoveryReport::gaps`], and a
 //!    [`SpillFault`](crate::SpillFault) to a receiver whose replay passes one).

@@ -4,8 +4,9 @@
 //!
 //! * the clock is the highest stamp of any message or tick (stamps keep increasing across
 //!   restarts: the next run starts above it);
-//! * names, commits and open receivers are replayed from `Name`, `Commit`, `Open` and `Closed`
-//!   records (each segment's checkpoint repeats them, so deleted segments lose none);
+//! * names, commits and subscriptions are replayed from `Name`, `Commit`, `Rewind`, `Open`
+//!   and `Closed` records (each segment's checkpoint repeats them, so deleted segments lose
+//!   none);
 //! * damage in the **last** segment after its last good record is a torn tail, from a crash in
 //!   the middle of a write: the file is cut back to that record and the bytes counted in
 //!   [`RecoveryReport::truncated_bytes`]. Nothing after it was ever acknowledged (a write is
@@ -15,8 +16,7 @@
 //!   listed in [`RecoveryReport::gaps`] and recovery goes on with the next record or segment.
 //!   Damaged bytes are never delivered.
 //!
-//! After a crash every receiver is closed (its process is gone), whatever its last record
-//! said.
+//! A name stays subscribed across a crash: its next receiver replays what it missed.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -34,7 +34,7 @@ pub(crate) struct Known {
     pub(crate) name: String,
     /// Everything up to this stamp is processed (0: nothing committed).
     pub(crate) commit: u64,
-    /// Whether it is open now (gets broadcasts).
+    /// Whether it is subscribed to broadcasts (it has joined at least once).
     pub(crate) open: bool,
     /// Messages above its commit that retention deleted (reset by its next commit or rewind).
     pub(crate) expired: u64,
@@ -85,10 +85,6 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
                 continue;
             }
         };
-        // After a crash nobody is open; each checkpoint says who was when it was written.
-        for known in recovered.known.values_mut() {
-            known.open = false;
-        }
         let mut good_end = reader.offset();
         // Damage seen since the last good record: a gap if a good record follows, else (in the
         // last segment) part of the torn tail.
@@ -139,9 +135,6 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
         }
     }
     recovered.report.corrupt_records = recovered.report.gaps.len() as u64;
-    for known in recovered.known.values_mut() {
-        known.open = false;
-    }
     Ok(recovered)
 }
 

@@ -8,9 +8,11 @@
 //! each message once.
 //!
 //! A message is the name's if it is a `Data` record for its journal id, or a `Broadcast` made
-//! while the name was open (each segment's checkpoint says who was open when it began; `Open`
-//! and `Closed` records follow the changes). The replay never reads past `end`, where the
-//! dispatcher may be appending.
+//! after the name first joined: a name is a durable subscription, as a Kafka consumer group or a
+//! JetStream durable consumer. It stays subscribed while it has no receiver (dropped, or its
+//! process dead), so its next receiver gets the broadcasts it missed. Each segment's checkpoint
+//! lists the subscribed names (`Open`). The replay never reads past `end`, where the dispatcher
+//! may be appending.
 
 use std::path::{Path, PathBuf};
 
@@ -111,10 +113,6 @@ impl<T> Replay<T> {
                     let (stamp, payload) = match entry {
                         Entry::Open { receiver } if receiver == plan.id => {
                             self.open = true;
-                            continue;
-                        }
-                        Entry::Closed { receiver } if receiver == plan.id => {
-                            self.open = false;
                             continue;
                         }
                         Entry::Data {
