@@ -1,0 +1,187 @@
+//! Journal throughput, against what the same disk does with no dispatcher, in the same run:
+//!
+//! * `journal/none/*`: a journaled dispatcher with `Durability::None` (send -> written ->
+//!   delivered -> received) against a plain `BufWriter` file of the same framed records (goal:
+//!   at least 0.5x);
+//! * `journal/batch/*`: `Durability::Batch` against a loop writing the same records in batches
+//!   of 256 (the dispatcher's largest batch) with one `fdatasync` each (goal: at least 0.8x);
+//! * `journal/always/*`: `Durability::Always` with 16 concurrent senders against 1 sender: each
+//!   `send` waits for its sync, so 16 senders go faster only if they share syncs (group commit;
+//!   goal: at least 8x).
+//!
+//! Payloads are `u64` and 1 KiB `Vec<u8>`. Throughput is per message; compare the lines of one
+//! group, not runs (this machine is shared).
+//!
+//! ```text
+//! cargo bench --bench journal
+//! ```
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::time::{Duration, Instant};
+
+use clocked_dispatch::{Builder, Durability};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// A payload type, made from a message number.
+trait Payload: Serialize + DeserializeOwned + Send + Sync + Clone + 'static {
+    const NAME: &'static str;
+    fn make(n: u64) -> Self;
+}
+
+impl Payload for u64 {
+    const NAME: &'static str = "u64";
+    fn make(n: u64) -> Self {
+        n
+    }
+}
+
+impl Payload for Vec<u8> {
+    const NAME: &'static str = "1KiB";
+    fn make(n: u64) -> Self {
+        let mut bytes = vec![0x5a; 1024];
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        bytes
+    }
+}
+
+/// One record as the journal frames it (length, checksum, kind, stamp, receiver, payload).
+fn framed<P: Payload>(n: u64) -> Vec<u8> {
+    let mut body = vec![1u8];
+    body.extend_from_slice(&(n + 1).to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes());
+    body.extend_from_slice(&postcard::to_allocvec(&P::make(n)).unwrap());
+    let mut record = (body.len() as u32).to_le_bytes().to_vec();
+    record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    record.extend_from_slice(&body);
+    record
+}
+
+/// The plain file: `n` framed records through a `BufWriter`, synced every `sync_every` records
+/// (never if `None`).
+fn plain_file<P: Payload>(n: u64, sync_every: Option<u64>) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let record = framed::<P>(7);
+    let start = Instant::now();
+    let file = File::create(dir.path().join("plain")).unwrap();
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    for i in 1..=n {
+        out.write_all(&record).unwrap();
+        if sync_every.is_some_and(|every| i % every == 0) {
+            out.flush().unwrap();
+            out.get_ref().sync_data().unwrap();
+        }
+    }
+    out.flush().unwrap();
+    if sync_every.is_some() {
+        out.get_ref().sync_data().unwrap();
+    }
+    start.elapsed()
+}
+
+/// A journaled dispatcher: `senders` threads send `n` messages in all to one receiver, which
+/// reads them; the time until it has read the last.
+fn journaled<P: Payload>(n: u64, durability: Durability, senders: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Builder::new()
+        .bound(1024)
+        .inbox_capacity(1024)
+        .journal(dir.path())
+        .durability(durability)
+        .build_journaled::<P>()
+        .unwrap();
+    let (tx, rx) = d.new("tx", "rx");
+    let value = P::make(7);
+    let start = Instant::now();
+    let threads: Vec<_> = (0..senders)
+        .map(|t| {
+            let tx = tx.clone(format!("tx{t}"));
+            let value = value.clone();
+            let count = n / senders;
+            std::thread::spawn(move || {
+                for _ in 0..count {
+                    tx.send(value.clone()).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut got = 0;
+    while got < n / senders * senders {
+        if let (Some(_), _) = rx.recv().unwrap() {
+            got += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    elapsed
+}
+
+fn group<P: Payload>(c: &mut Criterion) {
+    let mut none = c.benchmark_group(format!("journal/none/{}", P::NAME));
+    none.sample_size(10);
+    none.measurement_time(Duration::from_secs(3));
+    none.warm_up_time(Duration::from_millis(500));
+    let n = 50_000;
+    none.throughput(Throughput::Elements(n));
+    none.bench_function(BenchmarkId::new("plain-bufwriter-file", n), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| plain_file::<P>(n, None)).sum())
+    });
+    none.bench_function(BenchmarkId::new("clocked-dispatch/journal-none", n), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| journaled::<P>(n, Durability::None, 1))
+                .sum()
+        })
+    });
+    none.finish();
+
+    let mut batch = c.benchmark_group(format!("journal/batch/{}", P::NAME));
+    batch.sample_size(10);
+    batch.measurement_time(Duration::from_secs(3));
+    batch.warm_up_time(Duration::from_millis(500));
+    let n = 20_000;
+    batch.throughput(Throughput::Elements(n));
+    batch.bench_function(BenchmarkId::new("fdatasync-per-256-records", n), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| plain_file::<P>(n, Some(256))).sum())
+    });
+    batch.bench_function(BenchmarkId::new("clocked-dispatch/journal-batch", n), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| journaled::<P>(n, Durability::Batch, 1))
+                .sum()
+        })
+    });
+    batch.finish();
+
+    let mut always = c.benchmark_group(format!("journal/always/{}", P::NAME));
+    always.sample_size(10);
+    always.measurement_time(Duration::from_secs(3));
+    always.warm_up_time(Duration::from_millis(500));
+    for (senders, n) in [(1u64, 200u64), (16, 1600)] {
+        always.throughput(Throughput::Elements(n));
+        always.bench_function(
+            BenchmarkId::new(format!("clocked-dispatch/always-{senders}-senders"), n),
+            |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| journaled::<P>(n, Durability::Always, senders))
+                        .sum()
+                })
+            },
+        );
+    }
+    always.finish();
+}
+
+fn journal(c: &mut Criterion) {
+    group::<u64>(c);
+    group::<Vec<u8>>(c);
+}
+
+criterion_group!(benches, journal);
+criterion_main!(benches);
