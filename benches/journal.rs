@@ -2,7 +2,7 @@
 //!
 //! * `journal/none/*`: a journaled dispatcher with `Durability::None` (send -> written ->
 //!   delivered -> received) against a plain `BufWriter` file of the same framed records (goal:
-//!   at least 0.5x);
+//!   at least 0.5x), and the same dispatcher without a journal;
 //! * `journal/batch/*`: `Durability::Batch` against a loop writing the same records in batches
 //!   of 256 (the dispatcher's largest batch) with one `fdatasync` each (goal: at least 0.8x);
 //! * `journal/always/*`: `Durability::Always` with 16 concurrent senders against 1 sender: each
@@ -82,16 +82,18 @@ fn plain_file<P: Payload>(n: u64, sync_every: Option<u64>) -> Duration {
 }
 
 /// A journaled dispatcher: `senders` threads send `n` messages in all to one receiver, which
-/// reads them; the time until it has read the last.
-fn journaled<P: Payload>(n: u64, durability: Durability, senders: u64) -> Duration {
+/// reads them; the time until it has read the last. `None` durability: no journal at all.
+fn journaled<P: Payload>(n: u64, durability: Option<Durability>, senders: u64) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let d = Builder::new()
-        .bound(1024)
-        .inbox_capacity(1024)
-        .journal(dir.path())
-        .durability(durability)
-        .build_journaled::<P>()
-        .unwrap();
+    let builder = Builder::new().bound(1024).inbox_capacity(1024);
+    let d = match durability {
+        Some(durability) => builder
+            .journal(dir.path())
+            .durability(durability)
+            .build_journaled::<P>()
+            .unwrap(),
+        None => builder.build::<P>(),
+    };
     let (tx, rx) = d.new("tx", "rx");
     let value = P::make(7);
     let start = Instant::now();
@@ -131,10 +133,13 @@ fn group<P: Payload>(c: &mut Criterion) {
     none.bench_function(BenchmarkId::new("plain-bufwriter-file", n), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| plain_file::<P>(n, None)).sum())
     });
+    none.bench_function(BenchmarkId::new("clocked-dispatch/no-journal", n), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| journaled::<P>(n, None, 1)).sum())
+    });
     none.bench_function(BenchmarkId::new("clocked-dispatch/journal-none", n), |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| journaled::<P>(n, Durability::None, 1))
+                .map(|_| journaled::<P>(n, Some(Durability::None), 1))
                 .sum()
         })
     });
@@ -152,7 +157,7 @@ fn group<P: Payload>(c: &mut Criterion) {
     batch.bench_function(BenchmarkId::new("clocked-dispatch/journal-batch", n), |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| journaled::<P>(n, Durability::Batch, 1))
+                .map(|_| journaled::<P>(n, Some(Durability::Batch), 1))
                 .sum()
         })
     });
@@ -169,7 +174,7 @@ fn group<P: Payload>(c: &mut Criterion) {
             |b| {
                 b.iter_custom(|iters| {
                     (0..iters)
-                        .map(|_| journaled::<P>(n, Durability::Always, senders))
+                        .map(|_| journaled::<P>(n, Some(Durability::Always), senders))
                         .sum()
                 })
             },
