@@ -87,8 +87,10 @@ pub enum Durability {
     /// sent is on disk. Choose it when you can resend what the last moments before a power
     /// loss held.
     Batch,
-    /// As `Batch`, and `send` returns only once its message is synced to disk (concurrent
-    /// senders share each sync). Choose it when a returned `send` must never be lost.
+    /// As `Batch`, and `send` (also `send_all`, `broadcast`) returns only once its message is
+    /// synced to disk; concurrent senders share each sync. Forwards and `send_async` do not
+    /// wait: call [`flush`](crate::ClockedSender::flush). Choose it when a returned `send` must
+    /// never be lost.
     Always,
 }
 

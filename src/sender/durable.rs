@@ -5,7 +5,9 @@
 //! `broadcast`) or knows its stamp (`forward`), and waits on
 //! [`Durable`](crate::journal::log::Durable) for that position or stamp:
 //!
-//! * under [`Durability::Always`], every send waits before it returns;
+//! * under [`Durability::Always`], `send`, `send_all` and `broadcast` wait before they return
+//!   (forwards and `send_async` do not: a forwarded stamp is stored only once every lower
+//!   stamp has been forwarded, perhaps by this very thread's next call);
 //! * [`ClockedSender::flush`] waits for the last message the sender sent, whatever the mode.
 
 use std::sync::atomic::Ordering;
@@ -45,21 +47,6 @@ impl<T> Link<T> {
             .and_then(|returned| returned.lock().remove(&position))
             .unwrap_or_default();
         Err(NotStored { kind, values })
-    }
-
-    /// After a forward of `stamp`: under `Always`, waits until it is settled.
-    pub(crate) fn settle_stamp(&self, stamp: usize) -> Result<(), SendErrorKind> {
-        let Some(journal) = self.shared.journal.as_ref() else {
-            return Ok(());
-        };
-        if journal.durability != Durability::Always {
-            return Ok(());
-        }
-        match journal.durable.wait_stamp(stamp as u64) {
-            Settled::Stored => Ok(()),
-            Settled::Stopped => Err(SendErrorKind::DispatcherGone),
-            Settled::Failed(kind) => Err(SendErrorKind::JournalFailed { kind }),
-        }
     }
 }
 

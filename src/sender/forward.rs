@@ -56,12 +56,12 @@ fn forward_through<T>(
         Wait::No => None,
         Wait::Until(deadline) => deadline,
     };
+    // Journaled under `Always`, a forward does not wait to be stored: its stamp can only be
+    // written once every lower one has been forwarded, which may be this thread's next call.
+    // `flush` waits.
     link.submit_by(envelope(value), deadline)
-        .map_err(|(envelope, kind)| SendError::new(kind, forwarded_value(envelope)))?;
-    // Journaled under `Always`: stored once the stamp is (the value, if lost, is not handed
-    // back: the dispatcher holds forwarded messages by stamp, not by sender).
-    link.settle_stamp(stamp)
-        .map_err(|kind| SendError::new(kind, None))
+        .map(drop)
+        .map_err(|(envelope, kind)| SendError::new(kind, forwarded_value(envelope)))
 }
 
 /// The value of a forwarding envelope the intake handed back.
