@@ -130,8 +130,7 @@ fn an_age_limit_deletes_segments_whose_last_write_is_older() {
             tx.send(v).unwrap();
         }
         tx.flush().unwrap();
-        let (_, segments_before) = journal_bytes(dir.path());
-        assert!(segments_before > 3, "{segments_before}");
+        // (No count of segments here: on a loaded machine the oldest may already be gone.)
         // Once they are old, every segment but the one being written goes.
         wait_until("old segments are deleted", || {
             journal_bytes(dir.path()).1 == 1
