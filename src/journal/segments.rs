@@ -59,7 +59,8 @@ pub(crate) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 
 /// The journal directory's lock: held while this value lives.
 pub(crate) struct DirLock {
-    _file: File,
+    /// `Some` until drop, which closes it (releasing the lock) before unlisting it.
+    file: Option<File>,
     /// The directory's canonical path, listed in [`HELD`] while the lock is held.
     canonical: PathBuf,
 }
@@ -74,7 +75,13 @@ const IN_PROCESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        HELD.lock().retain(|held| held != &self.canonical);
+        // Released first: a `lock` that finds the directory unlisted must find it unlocked too.
+        drop(self.file.take());
+        let mut held = HELD.lock();
+        // One entry: a new lock on the directory may already have listed its own.
+        if let Some(at) = held.iter().position(|path| path == &self.canonical) {
+            held.swap_remove(at);
+        }
     }
 }
 
@@ -102,7 +109,7 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, JournalError> {
             Ok(()) => {
                 HELD.lock().push(canonical.clone());
                 return Ok(DirLock {
-                    _file: file,
+                    file: Some(file),
                     canonical,
                 });
             }
