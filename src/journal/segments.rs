@@ -73,6 +73,9 @@ static HELD: parking_lot::Mutex<Vec<PathBuf>> = parking_lot::Mutex::new(Vec::new
 /// How long [`lock`] waits for a journal locked by this process to be released.
 const IN_PROCESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long [`lock`] waits for a journal locked elsewhere (see there).
+const FORK_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Drop for DirLock {
     fn drop(&mut self) {
         // Released first: a `lock` that finds the directory unlisted must find it unlocked too.
@@ -88,7 +91,8 @@ impl Drop for DirLock {
 /// Takes the journal directory's lock, creating the directory if needed. The lock is held as
 /// long as the returned value lives; a crashed process releases it with its descriptors. If
 /// this process holds it (a dispatcher whose handles were just dropped, still finishing), waits
-/// up to two seconds for it.
+/// up to two seconds for it; otherwise up to 100 ms (a child being spawned holds a copy of the
+/// lock's descriptor until it execs).
 pub(crate) fn lock(dir: &Path) -> Result<DirLock, JournalError> {
     let io_error = |path: &Path| {
         let path = path.to_path_buf();
@@ -115,7 +119,11 @@ pub(crate) fn lock(dir: &Path) -> Result<DirLock, JournalError> {
             }
             Err(TryLockError::WouldBlock) => {
                 let ours = HELD.lock().contains(&canonical);
-                if !ours || started.elapsed() >= IN_PROCESS_WAIT {
+                // Not ours: still a short wait, because a child process this process is
+                // spawning holds a copy of every descriptor, the lock's too, from its fork to
+                // its exec.
+                let limit = if ours { IN_PROCESS_WAIT } else { FORK_WAIT };
+                if started.elapsed() >= limit {
                     return Err(JournalError::InUse {
                         path: dir.to_path_buf(),
                     });
