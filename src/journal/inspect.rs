@@ -21,6 +21,7 @@
 //! | [`status`] | the clock, the segments, and each receiver name's commit and backlog |
 //! | [`verify`] | checks every record's checksum and lists the damage |
 //! | [`snapshot`] | a consistent copy of the journal that opens as a journal |
+//! | [`segments`] | the segment files, oldest first, with their lengths |
 //!
 //! ```
 //! use clocked_dispatch::journal::inspect::{self, Item, RecordKind};
@@ -55,7 +56,7 @@
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::frame::{Entry, JournalId};
@@ -226,7 +227,8 @@ pub struct Progress {
 /// while let Some(item) = records.next() {
 ///     if let Item::Record(record) = item {
 ///         if let RecordKind::Data { stamp, receiver, payload } = &record.kind {
-///             seen.push((*stamp, records.name_of(*receiver).unwrap().to_owned(), payload.clone()));
+///             let name = records.name_of(*receiver).unwrap().to_owned();
+///             seen.push((*stamp, name, payload.clone()));
 ///         }
 ///     }
 /// }
@@ -255,6 +257,15 @@ impl Records {
     /// segment starts with the names of all receivers it knows).
     pub fn name_of(&self, receiver: u32) -> Option<&str> {
         self.tracker.names.get(&receiver).map(String::as_str)
+    }
+
+    /// The journal id of the receiver named `name`, from the `Name` records read so far.
+    pub fn id_of(&self, name: &str) -> Option<u32> {
+        self.tracker
+            .names
+            .iter()
+            .find(|(_, known)| known.as_str() == name)
+            .map(|(&id, _)| id)
     }
 
     /// Whether receiver `receiver` was open (so that a broadcast was also for it) as of the
@@ -307,6 +318,55 @@ impl Iterator for Records {
         }
         self.ready.pop_front()
     }
+}
+
+/// A segment file, as [`segments`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentFile {
+    /// Its index: the number in its name, which orders the segments.
+    pub index: u64,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its length in bytes when listed (the newest grows while a dispatcher runs).
+    pub len: u64,
+}
+
+/// The segment files of the journal at `dir`, oldest first. An empty list if the directory
+/// holds none (other files are ignored).
+///
+/// # Errors
+///
+/// [`JournalError::Io`] if the directory cannot be listed (it does not exist, say).
+///
+/// # Examples
+///
+/// ```
+/// use clocked_dispatch::journal::inspect;
+///
+/// let dir = tempfile::tempdir()?;
+/// assert!(inspect::segments(dir.path())?.is_empty());
+/// let d = clocked_dispatch::Builder::new()
+///     .journal(dir.path())
+///     .build_journaled::<u64>()?;
+/// let listed = inspect::segments(dir.path())?;
+/// assert_eq!(listed.len(), 1);
+/// assert!(listed[0].path.ends_with("journal-00000000000000000000.cdj"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn segments(dir: impl AsRef<Path>) -> Result<Vec<SegmentFile>, JournalError> {
+    let dir = dir.as_ref();
+    let listed = super::segments::list(dir).map_err(|source| JournalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(listed
+        .into_iter()
+        .filter_map(|(index, path)| {
+            // One deleted since it was listed is not there.
+            let len = std::fs::metadata(&path).ok()?.len();
+            Some(SegmentFile { index, path, len })
+        })
+        .collect())
 }
 
 /// What [`status`] found: the journal as a whole, and each receiver name.
@@ -391,7 +451,11 @@ impl NameStatus {
 /// use clocked_dispatch::Builder;
 ///
 /// let dir = tempfile::tempdir()?;
-/// let d = Builder::new().bound(16).inbox_capacity(64).journal(dir.path()).build_journaled::<u64>()?;
+/// let d = Builder::new()
+///     .bound(16)
+///     .inbox_capacity(64)
+///     .journal(dir.path())
+///     .build_journaled::<u64>()?;
 /// let (tx, rx) = d.new("tx", "rx");
 /// tx.send_all(0..10).unwrap();
 /// for _ in 0..4 {

@@ -47,7 +47,11 @@ pub struct SnapshotReport {
 ///
 /// let dir = tempfile::tempdir()?;
 /// let out = tempfile::tempdir()?;
-/// let d = Builder::new().bound(16).inbox_capacity(1024).journal(dir.path()).build_journaled::<u64>()?;
+/// let d = Builder::new()
+///     .bound(16)
+///     .inbox_capacity(1024)
+///     .journal(dir.path())
+///     .build_journaled::<u64>()?;
 /// let (tx, _rx) = d.new("tx", "rx");
 /// tx.send_all(0..100).unwrap();
 /// tx.flush()?;

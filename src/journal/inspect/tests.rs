@@ -417,10 +417,11 @@ fn a_snapshot_refuses_a_destination_that_is_not_empty() {
     let out = tempfile::tempdir().unwrap();
     fs::write(out.path().join("keep.txt"), b"mine").unwrap();
     let err = snapshot(dir.path(), out.path()).unwrap_err();
-    assert!(
-        matches!(&err, JournalError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
-        "{err:?}"
-    );
+    let kind = match &err {
+        JournalError::Io { source, .. } => source.kind(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(kind, std::io::ErrorKind::AlreadyExists);
     assert_eq!(fs::read_dir(out.path()).unwrap().count(), 1);
     assert!(matches!(
         status(dir.path().join("missing")),
