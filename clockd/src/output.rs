@@ -69,6 +69,15 @@ pub fn bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// `n` and a noun, plural unless `n` is 1: `1 segment`, `3 segments`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A name as it can go on one line of a table: quoted and escaped if it holds control
 /// characters (a newline, a tab) or is empty.
 pub fn printable(name: &str) -> String {
@@ -87,6 +96,13 @@ mod tests {
         assert_eq!(super::bytes(1023), "1023 B");
         assert_eq!(super::bytes(1536), "1.5 KiB");
         assert_eq!(super::bytes(64 << 20), "64.0 MiB");
+    }
+
+    #[test]
+    fn counts_are_plural_unless_one() {
+        assert_eq!(super::count(0, "segment"), "0 segments");
+        assert_eq!(super::count(1, "segment"), "1 segment");
+        assert_eq!(super::count(2, "record"), "2 records");
     }
 
     #[test]

@@ -39,7 +39,10 @@ fn the_table_shows_each_receivers_commit_and_backlog_while_the_dispatcher_runs()
         let head = table.lines().nth(1).unwrap();
         let segments = segments(dir.path()).len();
         assert!(
-            head.starts_with(&format!("clock 10, oldest stamp 1, {segments} segments, ")),
+            head.starts_with(&format!(
+                "clock 10, oldest stamp 1, {segments} segment{}, ",
+                if segments == 1 { "" } else { "s" }
+            )),
             "{table}"
         );
         assert!(head.ends_with(", 10 messages, no damage"), "{table}");

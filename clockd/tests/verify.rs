@@ -51,7 +51,7 @@ fn clean_is_0_a_flipped_byte_is_1_and_names_the_place() {
     let damaged = verify(dir.path());
     assert_eq!(code(&damaged), 1, "{}", stdout(&damaged));
     let text = stdout(&damaged);
-    assert!(text.contains("5 messages): 1 damaged places"), "{text}");
+    assert!(text.contains("5 messages): 1 damaged place"), "{text}");
     let line = text
         .lines()
         .find(|l| l.starts_with("damaged: "))

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clocked_dispatch::journal::inspect;
 
 use super::{describe, segments_of};
-use crate::output::bytes;
+use crate::output::{bytes, count};
 use crate::progress::Bar;
 use crate::{Failure, Outcome};
 
@@ -30,8 +30,8 @@ pub fn run(args: &Args) -> Result<Outcome, Failure> {
     bar.finish();
     let report = copied.map_err(|e| describe(&e))?;
     println!(
-        "copied {} segments ({}) of {} to {}, clock {}",
-        report.segments,
+        "copied {} ({}) of {} to {}, clock {}",
+        count(report.segments, "segment"),
         bytes(report.bytes),
         args.dir.display(),
         args.out.display(),

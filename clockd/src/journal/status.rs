@@ -18,7 +18,7 @@ use clocked_dispatch::journal::inspect::{self, JournalStatus};
 use serde_json::json;
 
 use super::{describe, segments_of};
-use crate::output::{bytes, printable, Out};
+use crate::output::{bytes, count, printable, Out};
 use crate::{Failure, Outcome};
 
 /// `clockd journal status`.
@@ -86,20 +86,26 @@ fn table(args: &Args, status: &JournalStatus) -> Vec<String> {
     let damage = match (status.gaps, status.torn_tail_bytes) {
         (0, 0) => "no damage".to_string(),
         (0, torn) => format!("torn tail {torn} B"),
-        (gaps, 0) => format!("{gaps} damaged places (run `clockd journal verify`)"),
+        (gaps, 0) => format!(
+            "{} (run `clockd journal verify`)",
+            count(gaps, "damaged place")
+        ),
         (gaps, torn) => {
-            format!("{gaps} damaged places (run `clockd journal verify`), torn tail {torn} B")
+            format!(
+                "{} (run `clockd journal verify`), torn tail {torn} B",
+                count(gaps, "damaged place")
+            )
         }
     };
     let mut lines = vec![
         format!("journal {}", args.dir.display()),
         format!(
-            "clock {}, oldest stamp {}, {} segments, {}, {} messages, {damage}",
+            "clock {}, oldest stamp {}, {}, {}, {}, {damage}",
             status.clock,
             status.oldest,
-            status.segments,
+            count(status.segments, "segment"),
             bytes(status.bytes),
-            status.messages,
+            count(status.messages, "message"),
         ),
     ];
     if status.unnamed_messages > 0 {

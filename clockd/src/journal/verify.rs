@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clocked_dispatch::journal::inspect;
 
 use super::{describe, segments_of};
-use crate::output::{bytes, Out};
+use crate::output::{bytes, count, Out};
 use crate::progress::Bar;
 use crate::{Failure, Outcome};
 
@@ -31,15 +31,15 @@ pub fn run(args: &Args) -> Result<Outcome, Failure> {
     let report = verified.map_err(|e| describe(&e))?;
     let mut out = Out::stdout();
     out.line(format_args!(
-        "{} segments, {}, {} records ({} messages): {}",
-        report.segments,
+        "{}, {}, {} ({}): {}",
+        count(report.segments, "segment"),
         bytes(report.bytes),
-        report.records,
-        report.messages,
+        count(report.records, "record"),
+        count(report.messages, "message"),
         if report.is_clean() {
             "no damage".to_string()
         } else {
-            format!("{} damaged places", report.gaps.len())
+            count(report.gaps.len() as u64, "damaged place")
         }
     ))?;
     for gap in &report.gaps {
