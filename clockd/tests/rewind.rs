@@ -26,7 +26,7 @@ fn a_rewound_receiver_replays_from_the_stamp_after_a_restart() {
         drop((tx, rx));
         d.join();
     }
-    let out = rewind(dir.path(), "rx", "3");
+    let out = rewind_closed(dir.path(), "rx", "3");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
         stdout(&out).contains("its next receiver replays from stamp 3"),
@@ -49,11 +49,11 @@ fn refused_rewinds_are_one_line_and_exit_code_2() {
     assert!(err.contains("a dispatcher has the journal open"), "{err}");
     known.stop();
 
-    let err = failed(&rewind(dir.path(), "nobody", "2"));
+    let err = failed(&rewind_closed(dir.path(), "nobody", "2"));
     assert!(err.contains("no receiver named \"nobody\""), "{err}");
-    let err = failed(&rewind(dir.path(), "orders", "0"));
+    let err = failed(&rewind_closed(dir.path(), "orders", "0"));
     assert!(err.contains("oldest stamp the journal holds is 1"), "{err}");
-    let err = failed(&rewind(dir.path(), "orders", "99"));
+    let err = failed(&rewind_closed(dir.path(), "orders", "99"));
     assert!(err.contains("clock is only at 10"), "{err}");
     let usage = rewind(dir.path(), "orders", "-3");
     assert_eq!(code(&usage), 2);

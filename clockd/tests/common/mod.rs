@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use clocked_dispatch::{Builder, ClockedReceiver, Dispatcher};
+use clocked_dispatch::{Builder, ClockedReceiver, Dispatcher, JournalError};
 
 /// Runs `clockd` with `args`.
 pub fn clockd<I, S>(args: I) -> Output
@@ -49,18 +49,59 @@ pub fn failed(output: &Output) -> String {
     err
 }
 
-/// A journaled dispatcher of strings on `dir`.
+/// Retries `f` while it fails with [`JournalError::InUse`], for up to 5 s.
+///
+/// A journal's lock is an `flock` on a file of its directory. While a process forks (any
+/// `Command::spawn`: here the tests of one file run `clockd` from parallel threads), the child
+/// holds a copy of every descriptor until it execs, lock files included. For that moment a
+/// journal this process has just closed still reads as locked by someone else, and the
+/// library's in-process wait for its own journals does not cover it.
+pub fn retry_in_use<T>(mut f: impl FnMut() -> Result<T, JournalError>) -> Result<T, JournalError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match f() {
+            Err(JournalError::InUse { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs `clockd journal rewind DIR RECEIVER STAMP`, again while it fails only because the
+/// journal reads as open (see [`retry_in_use`]: this process's journal, just closed).
+pub fn rewind_closed(dir: &Path, receiver: &str, stamp: &str) -> Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = clockd([
+            "journal".as_ref(),
+            "rewind".as_ref(),
+            dir.as_os_str(),
+            receiver.as_ref(),
+            stamp.as_ref(),
+        ]);
+        let in_use = code(&out) == 2 && stderr(&out).contains("a dispatcher has the journal open");
+        if !in_use || std::time::Instant::now() >= deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A journaled dispatcher on `dir`.
 pub fn open<T>(dir: &Path, segment_size: u64) -> Dispatcher<T>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
-    Builder::new()
-        .bound(16)
-        .inbox_capacity(1 << 16)
-        .journal(dir)
-        .journal_segment_size(segment_size)
-        .build_journaled::<T>()
-        .expect("the journal opens")
+    retry_in_use(|| {
+        Builder::new()
+            .bound(16)
+            .inbox_capacity(1 << 16)
+            .journal(dir)
+            .journal_segment_size(segment_size)
+            .build_journaled::<T>()
+    })
+    .expect("the journal opens")
 }
 
 /// The next data message, skipping watermarks.
