@@ -40,6 +40,7 @@
 //! A journaled dispatcher cannot spill.
 
 pub(crate) mod frame;
+pub mod inspect;
 pub(crate) mod log;
 pub(crate) mod recover;
 pub(crate) mod replay;
