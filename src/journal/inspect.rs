@@ -169,6 +169,14 @@ pub enum RecordKind {
         /// The new position: the next incarnation replays from `stamp + 1`.
         stamp: usize,
     },
+    /// Retention deleted messages of the receiver above its position: `count` in all since
+    /// its last commit or rewind.
+    Expired {
+        /// The journal id.
+        receiver: u32,
+        /// The running count.
+        count: u64,
+    },
 }
 
 /// One step of [`records`]: a record, or a damaged place.

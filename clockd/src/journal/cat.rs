@@ -155,7 +155,8 @@ fn concerns(kind: &RecordKind, id: Option<u32>, records: &inspect::Records) -> b
         | RecordKind::Open { receiver }
         | RecordKind::Closed { receiver }
         | RecordKind::Commit { receiver, .. }
-        | RecordKind::Rewind { receiver, .. } => receiver == id,
+        | RecordKind::Rewind { receiver, .. }
+        | RecordKind::Expired { receiver, .. } => receiver == id,
         _ => false,
     }
 }
@@ -193,6 +194,9 @@ fn text_line(kind: &RecordKind, records: &inspect::Records) -> Option<String> {
         }
         RecordKind::Rewind { receiver, stamp } => {
             format!("# rewind {} {stamp}", name(*receiver))
+        }
+        RecordKind::Expired { receiver, count } => {
+            format!("# expired {} {count}", name(*receiver))
         }
         _ => return None,
     })
@@ -232,6 +236,8 @@ fn json_line(record: &Record, records: &inspect::Records) -> Option<Value> {
             "receiver": name(*receiver), "receiver_id": receiver, "stamp": stamp}),
         RecordKind::Rewind { receiver, stamp } => json!({"kind": "rewind",
             "receiver": name(*receiver), "receiver_id": receiver, "stamp": stamp}),
+        RecordKind::Expired { receiver, count } => json!({"kind": "expired",
+            "receiver": name(*receiver), "receiver_id": receiver, "count": count}),
         _ => return None,
     };
     value["segment"] = json!(record.segment.display().to_string());

@@ -52,6 +52,7 @@ pub(super) fn owned(entry: &Entry<'_>) -> RecordKind {
             receiver,
             stamp: to_usize(stamp),
         },
+        Entry::Expired { receiver, count } => RecordKind::Expired { receiver, count },
     }
 }
 
@@ -64,7 +65,7 @@ fn record_len(entry: &Entry<'_>) -> u64 {
         Entry::Tick { .. } => 8,
         Entry::Name { name, .. } => 4 + name.len(),
         Entry::Open { .. } | Entry::Closed { .. } => 4,
-        Entry::Commit { .. } | Entry::Rewind { .. } => 4 + 8,
+        Entry::Commit { .. } | Entry::Rewind { .. } | Entry::Expired { .. } => 4 + 8,
     };
     (HEAD_LEN + body) as u64
 }
