@@ -8,9 +8,9 @@
 //! Tab-separated (shown with spaces above): the stamp, the receiver's name (`*` for a
 //! broadcast), the payload's size in bytes, and the payload: quoted and escaped text if it is
 //! a postcard string or byte string (a varint length, then exactly that many bytes) holding
-//! valid UTF-8, otherwise `0x` and hex. Payloads are postcard encodings of the dispatcher's
-//! message type, which the journal does not record: a `u64` 0 is one zero byte, which reads
-//! as the empty string.
+//! valid UTF-8 without control characters (but tabs and line breaks), otherwise `0x` and hex.
+//! Payloads are postcard encodings of the dispatcher's message type, which the journal does
+//! not record: a `u64` 0 is one zero byte, which reads as the empty string.
 //!
 //! * `--json`: one JSON object per line instead (`text` or `hex` for the payload, with the
 //!   segment and offset of the record);
@@ -261,18 +261,22 @@ fn show(payload: &[u8]) -> String {
 }
 
 /// The payload as text, if it is a postcard string or byte string (a varint length, then
-/// exactly that many bytes) of valid UTF-8.
+/// exactly that many bytes) of valid UTF-8 with no control characters but tabs and line
+/// breaks (binary that happens to be valid UTF-8, zero bytes say, reads better as hex).
 fn as_text(payload: &[u8]) -> Option<&str> {
     let mut len: u64 = 0;
     for (i, &byte) in payload.iter().enumerate().take(10) {
         len |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             let rest = &payload[i + 1..];
-            return if rest.len() as u64 == len {
-                std::str::from_utf8(rest).ok()
-            } else {
-                None
-            };
+            if rest.len() as u64 != len {
+                return None;
+            }
+            let text = std::str::from_utf8(rest).ok()?;
+            let binary = text
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+            return if binary { None } else { Some(text) };
         }
     }
     None
@@ -302,6 +306,8 @@ mod tests {
         assert_eq!(as_text(&encoded), Some(long.as_str()));
         assert_eq!(as_text(b"\x05hell"), None, "too short");
         assert_eq!(as_text(b"\x02\xff\xfe"), None, "not UTF-8");
+        assert_eq!(as_text(b"\x03\x00\x01a"), None, "control characters");
+        assert_eq!(as_text(b"\x04a\tb\n"), Some("a\tb\n"));
         assert_eq!(as_text(b""), None);
         assert_eq!(as_text(&[0x80; 12]), None, "an endless varint");
         assert_eq!(show(b"\x02\xff\xfe"), "0x02fffe");
