@@ -364,9 +364,16 @@ fn a_snapshot_taken_while_a_sender_runs_reopens_clean_as_a_prefix() {
         }
         read
     });
-    let mut snapshots = Vec::new();
-    for _ in 0..8 {
-        std::thread::sleep(Duration::from_millis(15));
+    // At least 8 snapshots, until the journal spans 3 segments or more (however slowly the
+    // sender runs on a loaded machine).
+    let mut snapshots: Vec<(tempfile::TempDir, SnapshotReport)> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while snapshots.len() < 8 || snapshots.last().is_some_and(|s| s.1.segments < 3) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sender filled fewer than 3 segments in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
         let out = tempfile::tempdir().unwrap();
         let report = snapshot(dir.path(), out.path().join("copy")).unwrap();
         snapshots.push((out, report));
@@ -375,10 +382,6 @@ fn a_snapshot_taken_while_a_sender_runs_reopens_clean_as_a_prefix() {
     let sent = sender.join().unwrap();
     assert_eq!(reader.join().unwrap(), sent);
     d.join();
-    assert!(
-        snapshots.last().unwrap().1.segments > 2,
-        "the sender kept rolling segments"
-    );
 
     let mut clocks = Vec::new();
     for (out, report) in &snapshots {
@@ -396,7 +399,7 @@ fn a_snapshot_taken_while_a_sender_runs_reopens_clean_as_a_prefix() {
         assert_eq!(copied, report.bytes);
         assert!(verify(&copy).unwrap().torn_tail.is_none());
 
-        let d = open(&copy, 64 << 10);
+        let d = open(&copy, 16 << 10);
         let recovery = d.recovery().unwrap().clone();
         assert_eq!(recovery.truncated_bytes, 0, "{recovery:?}");
         assert!(recovery.gaps.is_empty(), "{recovery:?}");
