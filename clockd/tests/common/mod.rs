@@ -125,6 +125,22 @@ pub fn drain<T>(rx: &ClockedReceiver<T>) -> Vec<(T, usize)> {
     }
 }
 
+/// The first `n` data values `rx` gets (each within 10 s), then checks that no more follow.
+pub fn take<T: std::fmt::Debug>(rx: &ClockedReceiver<T>, n: usize) -> Vec<T> {
+    let mut values = Vec::with_capacity(n);
+    while values.len() < n {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok((Some(v), _)) => values.push(v),
+            Ok((None, _)) => {}
+            Err(e) => panic!("{e:?} after {} of {n} values", values.len()),
+        }
+    }
+    while let Ok((value, _)) = rx.recv_timeout(Duration::from_millis(100)) {
+        assert!(value.is_none(), "more than {n} values: {value:?}");
+    }
+    values
+}
+
 /// The segment files of a journal, oldest first.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
     clocked_dispatch::journal::inspect::segments(dir)
