@@ -251,6 +251,13 @@ impl Builder {
     /// [`commit`](crate::ClockedReceiver::commit). Payloads are stored as their postcard
     /// encoding, as for spill.
     ///
+    /// A receiver that falls behind never makes the dispatcher wait: once its inbox
+    /// ([`inbox_capacity`](Self::inbox_capacity)) is full, its messages stay in the journal
+    /// only and it reads them back from there, in order, before going back to memory. So the
+    /// spill settings do not apply (nothing is written twice), and its memory stays within its
+    /// inbox capacity. What retention deletes before it gets there is reported as a
+    /// [`FaultKind::Expired`](crate::FaultKind::Expired) fault with the count.
+    ///
     /// A seed below the journal's last stamp is raised to it.
     ///
     /// # Errors

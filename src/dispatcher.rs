@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::engine::journaling::JournalJoin;
 use crate::error::{HandleError, JournalError, Mode};
-use crate::inbox::{inbox, spilling_inbox};
+use crate::inbox::{inbox, journaled_inbox, spilling_inbox, LagShared};
 use crate::intake::Control;
 use crate::journal::RecoveryReport;
 use crate::link::Link;
@@ -178,12 +178,23 @@ impl<T: Send> Dispatcher<T> {
             (journal_id, new, plan)
         });
         let gauges = std::sync::Arc::new(Gauges::new(receiver.clone(), seen));
-        let (writer, reader) = match &self.spill {
-            None => inbox(gauges, shared.inbox_capacity, seen),
-            Some((root, codec)) => match spill_queue(root, &receiver, *codec, gauges.clone()) {
-                Ok(spill) => spilling_inbox(gauges, root.config.memory_capacity, seen, spill),
-                Err(e) => return Err(give_back(HandleError::SpillDirectory(e.kind()))),
-            },
+        let lag = match (&journal, &shared.journal, &self.journal_codec) {
+            (Some((journal_id, _, _)), Some(log), Some(codec)) => {
+                Some((LagShared::new(log.clone(), *journal_id), codec.decode))
+            }
+            _ => None,
+        };
+        let (writer, reader) = match (&self.spill, lag) {
+            (_, Some((lag, decode))) => {
+                journaled_inbox(gauges, shared.inbox_capacity, seen, lag, decode)
+            }
+            (None, None) => inbox(gauges, shared.inbox_capacity, seen),
+            (Some((root, codec)), None) => {
+                match spill_queue(root, &receiver, *codec, gauges.clone()) {
+                    Ok(spill) => spilling_inbox(gauges, root.config.memory_capacity, seen, spill),
+                    Err(e) => return Err(give_back(HandleError::SpillDirectory(e.kind()))),
+                }
+            }
         };
         let journal_join = match (&journal, &shared.journal, &self.journal_codec) {
             (Some((journal_id, new, plan)), Some(log), Some(codec)) => {
@@ -201,7 +212,7 @@ impl<T: Send> Dispatcher<T> {
         let flags = reader.flags().clone();
         if !self.link.control(Control::NewReceiver {
             id,
-            inbox: writer,
+            inbox: Box::new(writer),
             journal: journal_join,
         }) {
             return Err(give_back(HandleError::DispatcherGone));

@@ -465,7 +465,7 @@ impl<T> Engine<T> {
                     // It may already wait for its plan.
                     inbox.flags().wake_reader();
                 }
-                self.slots.insert(id, inbox);
+                self.slots.insert(id, *inbox);
                 self.shared.counters.set_receivers(self.slots.len());
             }
             Control::SenderJoined(id) => {

@@ -25,6 +25,13 @@
 //! `Full`. `poll` loads the spill's committed count after the clock and before the pop, which
 //! keeps the argument above intact: see [`crate::spill::queue`].
 //!
+//! # Lagging behind a journal
+//!
+//! A journaled inbox never makes the dispatcher wait: when its queue is full, messages stay in
+//! the journal only and the reader reads them back from there once memory is drained
+//! ([`lagging`]). `poll` loads the journal-only stretch's end after the clock and before the
+//! pop, for the same reason as the spill's committed count.
+//!
 //! # Replaying a journal
 //!
 //! A receiver of a journaled dispatcher created under a name the journal knows first reads its
@@ -41,8 +48,12 @@
 
 use std::cell::{Cell, RefCell};
 
+mod lagging;
 mod replaying;
 mod sleep;
+mod status_row;
+
+pub(crate) use lagging::LagShared;
 
 use replaying::ReplayState;
 
@@ -52,7 +63,7 @@ use crate::spill::reader::{SpillReader, Took};
 use crate::spill::shared::SpillShared;
 use crate::spill::writer::{Flushed, SpillWriter};
 use crate::spill::SpillFault;
-use crate::status::{Gauges, ReceiverStatus};
+use crate::status::Gauges;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::{Arc, Mutex, Parker, Unparker};
 use crate::waiter::Waiter;
@@ -78,6 +89,8 @@ pub(crate) struct InboxFlags {
     /// For status queries: see [`crate::status`]. Shared with the spill, if any, whose
     /// memory count it is.
     gauges: std::sync::Arc<Gauges>,
+    /// Journaled: the journal-only stretch, for status queries.
+    lag: Option<std::sync::Arc<LagShared>>,
 }
 
 impl InboxFlags {
@@ -120,6 +133,7 @@ pub(crate) struct InboxWriter<T> {
     queue: RingWriter<Stamped<T>>,
     flags: Arc<InboxFlags>,
     spill: Option<SpillWriter<T>>,
+    lag: Option<lagging::LagWriter>,
     /// Payloads pushed into the memory queue so far.
     pushed: u64,
 }
@@ -137,6 +151,7 @@ pub(crate) struct InboxReader<T> {
     /// Whether a journal backlog is still to be read before the queue.
     replaying: Cell<bool>,
     replay: RefCell<ReplayState<T>>,
+    lag: Option<lagging::LagReader<T>>,
 }
 
 /// What one look at the inbox found.
@@ -167,6 +182,8 @@ pub(crate) enum Pushed {
     /// Into a spill write buffer: [`InboxWriter::flush`] must run before the clock is
     /// published.
     Buffered,
+    /// Nowhere: the reader reads it back from the journal (see [`lagging`]).
+    Journal,
 }
 
 /// Why a push did not go through; the payload comes back.
@@ -184,7 +201,19 @@ pub(crate) fn inbox<T>(
     capacity: usize,
     seen: usize,
 ) -> (InboxWriter<T>, InboxReader<T>) {
-    build(gauges, capacity, seen, None)
+    build(gauges, capacity, seen, None, None)
+}
+
+/// A new inbox of a journaled dispatcher, holding at most `capacity` payloads in memory; past
+/// that, its reader reads its backlog back from the journal (see [`lagging`]).
+pub(crate) fn journaled_inbox<T>(
+    gauges: std::sync::Arc<Gauges>,
+    capacity: usize,
+    seen: usize,
+    lag: std::sync::Arc<LagShared>,
+    decode: crate::spill::codec::DecodeFn<T>,
+) -> (InboxWriter<T>, InboxReader<T>) {
+    build(gauges, capacity, seen, None, Some((lag, decode)))
 }
 
 /// A new inbox that keeps at most `capacity` payloads in memory and spills the rest through
@@ -195,7 +224,7 @@ pub(crate) fn spilling_inbox<T>(
     seen: usize,
     spill: (SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>),
 ) -> (InboxWriter<T>, InboxReader<T>) {
-    build(gauges, capacity, seen, Some(spill))
+    build(gauges, capacity, seen, Some(spill), None)
 }
 
 fn build<T>(
@@ -203,8 +232,17 @@ fn build<T>(
     capacity: usize,
     seen: usize,
     spill: Option<(SpillWriter<T>, SpillReader<T>, std::sync::Arc<SpillShared>)>,
+    lag: Option<(std::sync::Arc<LagShared>, crate::spill::codec::DecodeFn<T>)>,
 ) -> (InboxWriter<T>, InboxReader<T>) {
     let (tx, rx) = ring::ring(capacity.max(1));
+    let lag_shared = lag.as_ref().map(|(shared, _)| shared.clone());
+    let (lag_writer, lag_reader) = match lag {
+        Some((shared, decode)) => {
+            let (writer, reader) = lagging::lag_pair(shared, decode);
+            (Some(writer), Some(reader))
+        }
+        None => (None, None),
+    };
     let parker = Parker::new();
     let (spill_writer, spill_reader, spill_shared) = match spill {
         Some((writer, reader, shared)) => (Some(writer), Some(RefCell::new(reader)), Some(shared)),
@@ -218,11 +256,13 @@ fn build<T>(
         selector: Mutex::new(None),
         spill: spill_shared,
         gauges,
+        lag: lag_shared,
     });
     let writer = InboxWriter {
         queue: tx,
         flags: flags.clone(),
         spill: spill_writer,
+        lag: lag_writer,
         pushed: 0,
     };
     let reader = InboxReader {
@@ -234,37 +274,9 @@ fn build<T>(
         taken: Cell::new(0),
         replaying: Cell::new(false),
         replay: RefCell::new(ReplayState::Done),
+        lag: lag_reader,
     };
     (writer, reader)
-}
-
-impl InboxFlags {
-    /// Messages waiting in memory and on disk.
-    pub(crate) fn backlog(&self) -> u64 {
-        let on_disk = self.spill.as_ref().map_or(0, |spill| spill.gauges().0);
-        self.gauges.in_memory() + on_disk
-    }
-
-    /// This inbox's row of a status snapshot, against the published clock `clock`.
-    pub(crate) fn status(&self, clock: usize) -> ReceiverStatus {
-        let gauges = &self.gauges;
-        let last_stamp = gauges.last_stamp();
-        let mut row = ReceiverStatus {
-            name: gauges.name.clone(),
-            lag: clock.saturating_sub(last_stamp),
-            last_stamp,
-            in_memory: gauges.in_memory(),
-            ..ReceiverStatus::default()
-        };
-        if let Some(spill) = &self.spill {
-            let (on_disk, disk_bytes, dropped, corrupted) = spill.gauges();
-            row.on_disk = on_disk;
-            row.disk_bytes = disk_bytes;
-            row.dropped = dropped;
-            row.corrupted = corrupted;
-        }
-        row
-    }
 }
 
 impl<T> InboxWriter<T> {
@@ -273,8 +285,12 @@ impl<T> InboxWriter<T> {
         &self.flags
     }
 
-    /// Pushes without blocking. A spilling inbox is never `Full`.
+    /// Pushes without blocking. A spilling inbox is never `Full`; a journaled one is while
+    /// its reader has not read what it was left in the journal.
     pub(crate) fn try_push(&mut self, item: Stamped<T>) -> Result<Pushed, PushError<T>> {
+        if self.lagging() {
+            return Err(PushError::Full(item));
+        }
         if let Some(spill) = self.spill.as_mut() {
             return match spill.push(&mut self.queue, item) {
                 Ok(true) => Ok(Pushed::Buffered),
@@ -306,6 +322,9 @@ impl<T> InboxWriter<T> {
 
     /// Pushes, waiting for room; gives the payload back if the receiver goes away meanwhile.
     pub(crate) fn push_blocking(&mut self, item: Stamped<T>) -> Result<(), Stamped<T>> {
+        if !self.wait_caught_up() {
+            return Err(item);
+        }
         self.queue.push_blocking(item)?;
         self.count_pushed();
         Ok(())
@@ -419,8 +438,9 @@ impl<T> InboxReader<T> {
         if let Some(cap) = self.flags.spill.as_ref().and_then(|s| s.failure.cap()) {
             now = now.min(cap);
         }
-        // After the clock, before the pop: see `crate::spill::queue`.
+        // After the clock, before the pop: see `crate::spill::queue` and `lagging`.
         let on_disk = self.spill.as_ref().is_some_and(|s| s.borrow().on_disk());
+        let lag_through = self.lag_through();
         let disconnected = match self.queue.try_pop() {
             Ok((value, stamp)) => {
                 self.took(1, stamp);
@@ -441,6 +461,9 @@ impl<T> InboxReader<T> {
                     None => {}
                 }
             }
+        }
+        if let Some(polled) = self.look_lag(lag_through) {
+            return Looked::Ready(polled);
         }
         // Nothing to deliver: a failing disk's notice comes before any watermark.
         if let Some(notice) = self

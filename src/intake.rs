@@ -79,7 +79,7 @@ pub(crate) enum Control<T> {
     /// `Dispatcher::new`: a receiver and its first sender.
     NewReceiver {
         id: ReceiverId,
-        inbox: crate::inbox::InboxWriter<T>,
+        inbox: Box<crate::inbox::InboxWriter<T>>,
         /// Journaled dispatchers: the receiver's journal id and where its replay plan goes.
         journal: Option<Box<crate::engine::journaling::JournalJoin>>,
     },

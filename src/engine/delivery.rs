@@ -4,6 +4,10 @@
 //! receiver still learns how far time has moved) and wakes senders waiting for intake room,
 //! then blocks on that one inbox until it has room or its receiver is dropped. A receiver
 //! found gone is closed (and, journaled, recorded as closed).
+//!
+//! Journaled, a full inbox does not block: a message that is in the journal is left there for
+//! its reader to read back (see [`crate::inbox`]'s `lagging`). Only a message that could not
+//! be journaled (its encoding failed) waits for room.
 
 use super::{Engine, PendingClose};
 use crate::inbox::{PushError, Pushed};
@@ -28,8 +32,13 @@ impl<T> Engine<T> {
             slot.delivered_in = batch_no;
             self.delivered.push(to);
         }
-        let gone = match inbox.try_push((value, stamp)) {
-            Ok(Pushed::Memory) => false,
+        // Journaled and in the journal: a full inbox's reader reads it back from there.
+        let pushed = match self.journal.as_ref().and_then(|journal| journal.releasing) {
+            Some(at) => inbox.push_or_lag((value, stamp), at),
+            None => inbox.try_push((value, stamp)),
+        };
+        let gone = match pushed {
+            Ok(Pushed::Memory | Pushed::Journal) => false,
             Ok(Pushed::Buffered) => {
                 if !slot.dirty {
                     slot.dirty = true;

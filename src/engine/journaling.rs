@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 
 use super::{Engine, Held};
 use crate::journal::frame::{self, Entry, JournalId};
-use crate::journal::log::{Change, Journal};
+use crate::journal::log::{Change, Journal, Position};
 use crate::journal::replay::Plan;
 use crate::journal::Durability;
 use crate::registry::ReceiverId;
@@ -48,8 +48,12 @@ pub(crate) struct EngineJournal<T> {
     /// This batch's records, written at its end.
     records: Vec<u8>,
     changes: Vec<Change>,
-    /// This batch's messages (and the intake position of each `send`), delivered once written.
-    staged: Vec<(usize, Held<T>, Option<u64>)>,
+    /// This batch's messages (with the intake position of each `send`, and whether it is in
+    /// the records), delivered once written.
+    staged: Vec<(usize, Held<T>, Option<u64>, bool)>,
+    /// While a written batch is delivered: where it starts in the journal, for a message that
+    /// is in it (see `delivery`).
+    pub(super) releasing: Option<Position>,
     /// Journal id of each receiver slot.
     ids: Vec<Option<JournalId>>,
     /// The slot of each journal id's latest receiver.
@@ -78,6 +82,7 @@ impl<T> EngineJournal<T> {
             latest: Vec::new(),
             tick: None,
             stamp,
+            releasing: None,
         }
     }
 
@@ -156,7 +161,9 @@ impl<T> Engine<T> {
             self.local.unjournaled += 1;
             journal.tick = Some(stamp);
         }
-        journal.staged.push((stamp, held, position));
+        let in_journal =
+            encoded && !matches!(&held, Held::Unicast(to, _) if journal.id_of(*to).is_none());
+        journal.staged.push((stamp, held, position, in_journal));
     }
 
     /// Writes what the batch staged, settles waiting senders, then delivers it.
@@ -173,17 +180,20 @@ impl<T> Engine<T> {
             return;
         }
         let clock = journal.stamp as u64;
-        let failure = journal
+        let written = journal
             .journal
-            .write(&mut journal.records, &journal.changes, clock)
-            .err();
+            .write(&mut journal.records, &journal.changes, clock);
+        let (start, failure) = match written {
+            Ok(start) => (Some(start), None),
+            Err(kind) => (None, Some(kind)),
+        };
         journal.changes.clear();
         let mut staged = std::mem::take(&mut journal.staged);
         if failure.is_some() {
             self.local.unjournaled += staged.len() as u64;
             if journal.journal.durability == Durability::Always {
                 let mut returned = journal.returned.lock();
-                for (_, held, position) in staged.drain(..) {
+                for (_, held, position, _) in staged.drain(..) {
                     let value = match held {
                         Held::Unicast(_, value) | Held::Broadcast(value, _) => value,
                         Held::Nothing => continue,
@@ -197,11 +207,15 @@ impl<T> Engine<T> {
         }
         // Before delivery: an `Always` sender may go on as soon as its message is stored.
         journal.journal.durable.settle(self.handled, clock, failure);
-        for (stamp, held, _) in staged.drain(..) {
+        for (stamp, held, _, encoded) in staged.drain(..) {
+            if let Some(journal) = self.journal.as_mut() {
+                journal.releasing = start.filter(|_| encoded);
+            }
             self.release(stamp, held);
         }
         if let Some(journal) = self.journal.as_mut() {
             journal.staged = staged;
+            journal.releasing = None;
         }
     }
 

@@ -19,6 +19,7 @@ use super::frame::{self, Entry, JournalId};
 use super::recover::{recover, Known};
 use super::retention::{RetentionBell, RetentionConfig};
 use super::segments;
+use super::tail::TailSignals;
 use super::{Durability, RecoveryReport};
 use crate::error::JournalError;
 
@@ -44,6 +45,8 @@ pub(crate) struct Journal {
     pub(crate) durable: Durable,
     pub(crate) retention: RetentionConfig,
     pub(crate) retention_bell: std::sync::Arc<RetentionBell>,
+    /// What live receivers reading their backlog from the journal need to hear.
+    pub(crate) tail: TailSignals,
     recovered: RecoveryReport,
     /// Held until drop.
     _lock: segments::DirLock,
@@ -115,6 +118,7 @@ impl Journal {
             durability,
             retention,
             retention_bell: Default::default(),
+            tail: TailSignals::default(),
             recovered: recovered.report,
             _lock: lock,
         })
@@ -195,7 +199,7 @@ impl Journal {
         let written = if records.is_empty() {
             Ok(())
         } else {
-            state.append(&records, self.durability)
+            state.append(&records, self.durability, &self.tail)
         };
         state.scratch = records;
         state.oldest = state.oldest.max(last_stamp + 1);
@@ -210,13 +214,14 @@ impl Journal {
     /// Writes `records` (whole records, as [`frame`] appends them) with one write, syncs them
     /// per the durability mode, applies `changes`, and starts a new segment if this one is
     /// full. `records` is emptied either way. On a failed write the segment is cut back to its
-    /// last whole record and the write tried once more in a fresh segment.
+    /// last whole record and the write tried once more in a fresh segment. Returns where the
+    /// records start.
     pub(crate) fn write(
         &self,
         records: &mut Vec<u8>,
         changes: &[Change],
         clock: u64,
-    ) -> Result<(), io::ErrorKind> {
+    ) -> Result<Position, io::ErrorKind> {
         let mut state = self.state.lock();
         for change in changes {
             let Change::Open(id) = *change;
@@ -224,17 +229,19 @@ impl Journal {
                 known.open = true;
             }
         }
+        let mut start = state.position;
         let result = if records.is_empty() {
             Ok(())
         } else {
-            let first = state.append(records, self.durability);
+            let first = state.append(records, self.durability, &self.tail);
             match first {
                 Ok(()) => Ok(()),
                 Err(_) => {
                     state
                         .roll(&self.dir, self.durability)
                         .map_err(|e| e.kind())?;
-                    state.append(records, self.durability)
+                    start = state.position;
+                    state.append(records, self.durability, &self.tail)
                 }
             }
         };
@@ -248,7 +255,7 @@ impl Journal {
                 }
             }
         }
-        result.map_err(|e| e.kind())
+        result.map(|()| start).map_err(|e| e.kind())
     }
 
     /// Records that receiver `id` has processed everything up to `stamp`, durably per the
@@ -302,7 +309,7 @@ impl Journal {
         let mut records = std::mem::take(&mut state.scratch);
         records.clear();
         frame::append_entry(&mut records, entry);
-        let written = state.append(&records, self.durability);
+        let written = state.append(&records, self.durability, &self.tail);
         state.scratch = records;
         written.map_err(|source| JournalError::Io {
             path: self.dir.join(segments::file_name(state.position.segment)),
@@ -322,7 +329,14 @@ impl Journal {
 
 impl State {
     /// Appends whole records to the current segment; on error cuts it back to where it was.
-    fn append(&mut self, records: &[u8], durability: Durability) -> io::Result<()> {
+    /// The cut is signalled to tails (see [`super::tail`]) before the lock is released, so
+    /// before any later batch is delivered.
+    fn append(
+        &mut self,
+        records: &[u8],
+        durability: Durability,
+        tail: &TailSignals,
+    ) -> io::Result<()> {
         let written = self.file.write_all(records).and_then(|()| {
             if durability != Durability::None {
                 self.file.sync_data()?;
@@ -336,6 +350,7 @@ impl State {
             }
             Err(e) => {
                 let _ = self.file.set_len(self.position.offset);
+                tail.cut();
                 Err(e)
             }
         }

@@ -47,6 +47,7 @@ pub(crate) mod replay;
 pub(crate) mod retention;
 pub(crate) mod scan;
 pub(crate) mod segments;
+pub(crate) mod tail;
 
 use std::path::{Path, PathBuf};
 

@@ -24,6 +24,7 @@ use super::frame::{Entry, JournalId};
 use super::log::Journal;
 use super::scan::{SegmentReader, Step};
 use super::segments;
+use super::tail::SegmentMessages;
 
 /// Retention limits; `u64::MAX` bytes and no age mean keep everything.
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +105,7 @@ pub(crate) fn enforce(journal: &Journal, config: RetentionConfig) {
     let mut total: u64 = sizes.iter().map(|s| s.2).sum();
     let now = SystemTime::now();
     sizes.retain(|s| s.0 < current);
-    for (_, path, bytes, modified) in sizes {
+    for (index, path, bytes, modified) in sizes {
         let too_big = total > config.max_bytes;
         let too_old = match (config.max_age, modified) {
             (Some(age), Some(modified)) => now.duration_since(modified).is_ok_and(|d| d > age),
@@ -114,8 +115,10 @@ pub(crate) fn enforce(journal: &Journal, config: RetentionConfig) {
             break;
         }
         let commits = journal.commits();
-        let (unread, last_stamp) = count_unread(&path, &commits);
-        // The loss is on record before the file goes (see `Journal::expire`).
+        let (unread, held, last_stamp) = count_unread(&path, &commits);
+        // The loss is on record before the file goes (see `Journal::expire`), and so is what
+        // it held, for live receivers reading their backlog (see `super::tail`).
+        journal.tail.deleting(index, held);
         if journal.expire(&unread, last_stamp).is_err() || std::fs::remove_file(&path).is_err() {
             break;
         }
@@ -124,16 +127,17 @@ pub(crate) fn enforce(journal: &Journal, config: RetentionConfig) {
     }
 }
 
-/// Per receiver, the messages in the segment at `path` above its commit; and the segment's
-/// highest stamp.
+/// Per receiver, the messages in the segment at `path` above its commit; every message in
+/// it; and its highest stamp.
 fn count_unread(
     path: &std::path::Path,
     commits: &HashMap<JournalId, u64>,
-) -> (HashMap<JournalId, u64>, u64) {
+) -> (HashMap<JournalId, u64>, SegmentMessages, u64) {
     let mut unread: HashMap<JournalId, u64> = HashMap::new();
+    let mut held = SegmentMessages::default();
     let mut last_stamp = 0;
     let Ok(mut reader) = SegmentReader::open(path, u64::MAX) else {
-        return (unread, last_stamp);
+        return (unread, held, last_stamp);
     };
     let mut open: Vec<JournalId> = Vec::new();
     loop {
@@ -149,6 +153,11 @@ fn count_unread(
                 }
                 let above =
                     |id: &JournalId, stamp: u64| commits.get(id).is_some_and(|&c| stamp > c);
+                match entry {
+                    Entry::Data { receiver, .. } => *held.data.entry(receiver).or_default() += 1,
+                    Entry::Broadcast { .. } => held.broadcasts += 1,
+                    _ => {}
+                }
                 match entry {
                     Entry::Open { receiver } if !open.contains(&receiver) => open.push(receiver),
                     Entry::Closed { receiver } => open.retain(|&id| id != receiver),
@@ -167,5 +176,5 @@ fn count_unread(
             }
         }
     }
-    (unread, last_stamp)
+    (unread, held, last_stamp)
 }
