@@ -48,16 +48,15 @@
 //! this.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use super::{InboxReader, InboxWriter, Polled, PushError, Pushed, Stamped};
 use crate::journal::frame::JournalId;
 use crate::journal::log::{Journal, Position};
 use crate::journal::tail::{Tail, TailStart, Tailed};
 use crate::spill::codec::DecodeFn;
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::Mutex;
 
 /// How long the dispatcher sleeps between looks while an unjournaled message waits for a
 /// lagging reader to catch up (a rare path: only a message whose encoding failed).
