@@ -214,12 +214,13 @@ impl<T> Engine<T> {
                 Next::Control(control) => self.apply_control(control, 0),
                 Next::Data(envelope) => {
                     self.handle(envelope);
-                    for _ in 1..BATCH {
+                    for _ in 1..self.batch_limit() {
                         match self.data.try_recv() {
                             Ok(envelope) => self.handle(envelope),
                             Err(_) => break,
                         }
                     }
+                    self.gather_siblings();
                 }
             }
         }

@@ -25,6 +25,10 @@ pub struct DispatcherStats {
     /// failed (they were not delivered either) or their value could not be encoded (it was
     /// delivered, but a restart will not replay it).
     pub unjournaled: u64,
+    /// Journaled dispatchers: writes to the journal, one per batch (each with one
+    /// `fdatasync` under `Durability::Batch` and `Always`). `handled / journal_writes` is how
+    /// many messages a sync serves on average: the group commit at work.
+    pub journal_writes: u64,
     /// The published clock: every stamp up to it has been delivered to its inbox.
     pub clock: usize,
     /// The size of the dispatcher's receiver table: the highest receiver slot in use, plus
@@ -42,6 +46,7 @@ pub(crate) struct Counters {
     duplicate_stamps: AtomicU64,
     skipped_stamps: AtomicU64,
     unjournaled: AtomicU64,
+    journal_writes: AtomicU64,
     receiver_slots: AtomicUsize,
 }
 
@@ -55,6 +60,7 @@ impl Counters {
             (&self.duplicate_stamps, local.duplicate_stamps),
             (&self.skipped_stamps, local.skipped_stamps),
             (&self.unjournaled, local.unjournaled),
+            (&self.journal_writes, local.journal_writes),
         ];
         for (counter, n) in pairs {
             if n != 0 {
@@ -77,6 +83,7 @@ impl Counters {
             duplicate_stamps: self.duplicate_stamps.load(Relaxed),
             skipped_stamps: self.skipped_stamps.load(Relaxed),
             unjournaled: self.unjournaled.load(Relaxed),
+            journal_writes: self.journal_writes.load(Relaxed),
             receiver_slots: self.receiver_slots.load(Relaxed),
             clock,
         }

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -29,6 +30,15 @@ use crate::journal::replay::Plan;
 use crate::journal::Durability;
 use crate::registry::ReceiverId;
 use crate::spill::codec::EncodeFn;
+
+/// The most data messages one synced write takes.
+const SYNCED_BATCH: usize = 4096;
+
+/// The longest an `Always` batch waits for more senders before its write.
+const MAX_COMMIT_DELAY: Duration = Duration::from_millis(1);
+
+/// An `Always` batch stops waiting for more senders once it holds this many messages.
+const MAX_GATHERED: usize = 4096;
 
 /// Values handed back to `Always` senders whose batch failed, by intake position.
 pub(crate) type Returned<T> = Mutex<HashMap<u64, Vec<T>>>;
@@ -62,6 +72,13 @@ pub(crate) struct EngineJournal<T> {
     tick: Option<usize>,
     /// The highest stamp staged.
     stamp: usize,
+    /// `send`s staged in this batch.
+    sends: usize,
+    /// `Always`: threads that waited for the last write; most of them send again at once, so
+    /// the next write waits a little for them (see [`Engine::gather_siblings`]).
+    siblings: usize,
+    /// `Always`: a running average of how long a write (with its sync) takes.
+    write_time: Duration,
 }
 
 impl<T> EngineJournal<T> {
@@ -83,6 +100,9 @@ impl<T> EngineJournal<T> {
             tick: None,
             stamp,
             releasing: None,
+            sends: 0,
+            siblings: 0,
+            write_time: Duration::ZERO,
         }
     }
 
@@ -163,6 +183,7 @@ impl<T> Engine<T> {
         }
         let in_journal =
             encoded && !matches!(&held, Held::Unicast(to, _) if journal.id_of(*to).is_none());
+        journal.sends += usize::from(position.is_some());
         journal.staged.push((stamp, held, position, in_journal));
     }
 
@@ -180,9 +201,17 @@ impl<T> Engine<T> {
             return;
         }
         let clock = journal.stamp as u64;
+        let always = journal.journal.durability == Durability::Always;
+        let began = always.then(Instant::now);
         let written = journal
             .journal
             .write(&mut journal.records, &journal.changes, clock);
+        if let Some(began) = began {
+            journal.write_time = (journal.write_time * 7 + began.elapsed()) / 8;
+            journal.siblings = journal.journal.durable.waiting();
+        }
+        journal.sends = 0;
+        self.local.journal_writes += 1;
         let (start, failure) = match written {
             Ok(start) => (Some(start), None),
             Err(kind) => (None, Some(kind)),
@@ -252,6 +281,51 @@ impl<T> Engine<T> {
         });
         journal.stage_entry(&Entry::Open { receiver: join.id });
         journal.changes.push(Change::Open(join.id));
+    }
+
+    /// How many data messages a batch may take before it is written: more when each write
+    /// costs a sync (`Batch`, `Always`), so that one sync serves everything already waiting in
+    /// the intake.
+    pub(super) fn batch_limit(&self) -> usize {
+        match &self.journal {
+            Some(journal) if journal.journal.durability != Durability::None => SYNCED_BATCH,
+            _ => super::BATCH,
+        }
+    }
+
+    /// `Always`: before a batch is written, waits a little for more senders (commit delay, as
+    /// databases do it). After each write its waiting senders wake and most send again at
+    /// once; a write that went ahead with the first of them would sync a handful, and the
+    /// rest would wait for the next sync. So while fewer sends are staged than threads were
+    /// waiting at the last write, the dispatcher takes more from the intake, for at most half
+    /// a write's time. One sender alone is never delayed (it is the only one it waits for).
+    pub(super) fn gather_siblings(&mut self) {
+        let Some(journal) = self.journal.as_ref() else {
+            return;
+        };
+        if journal.journal.durability != Durability::Always
+            || journal.sends == 0
+            || journal.sends >= journal.siblings
+        {
+            return;
+        }
+        let deadline = Instant::now() + (journal.write_time / 2).min(MAX_COMMIT_DELAY);
+        loop {
+            match self.data.try_recv() {
+                Ok(envelope) => self.handle(envelope),
+                Err(_) if Instant::now() >= deadline => return,
+                Err(_) => {
+                    std::thread::yield_now();
+                    continue;
+                }
+            }
+            let Some(journal) = self.journal.as_ref() else {
+                return;
+            };
+            if journal.sends >= journal.siblings || journal.staged.len() >= MAX_GATHERED {
+                return;
+            }
+        }
     }
 
     /// The dispatcher stops: its waiters give up.

@@ -483,6 +483,11 @@ impl Durable {
         self.notify();
     }
 
+    /// How many threads wait for durability now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     /// Dispatcher: it has stopped; every waiter gives up.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);

@@ -1,0 +1,52 @@
+//! Group commit: under `Durability::Always` concurrent senders share the journal's writes (and
+//! their syncs).
+
+use clocked_dispatch::{Builder, Durability};
+
+#[test]
+fn concurrent_always_senders_share_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Builder::new()
+        .bound(64)
+        .inbox_capacity(4096)
+        .journal(dir.path())
+        .durability(Durability::Always)
+        .build_journaled::<u64>()
+        .unwrap();
+    let (tx, rx) = d.new("tx", "rx");
+    let (senders, each) = (8u64, 40u64);
+    let threads: Vec<_> = (0..senders)
+        .map(|t| {
+            let tx = tx.clone(format!("tx{t}"));
+            std::thread::spawn(move || {
+                for v in 0..each {
+                    // Returns once this message is stored and synced.
+                    tx.send(t * 1000 + v).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut got = 0;
+    while got < senders * each {
+        if let (Some(_), _) = rx.recv().unwrap() {
+            got += 1;
+        }
+    }
+    // The counters are published at the end of each batch, just after its delivery.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut stats = d.stats();
+    while stats.handled < senders * each && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        stats = d.stats();
+    }
+    assert_eq!(stats.handled, senders * each);
+    assert!(
+        stats.journal_writes * 2 <= stats.handled,
+        "{} writes for {} messages: the senders did not share syncs",
+        stats.journal_writes,
+        stats.handled
+    );
+}
