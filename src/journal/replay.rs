@@ -154,7 +154,8 @@ impl<T> Replay<T> {
                 messages_lost: 0,
             })?;
             let end = self.plan.end.segment;
-            let wanted: Vec<_> = listed.into_iter().filter(|s| s.0 <= end).collect();
+            let mut wanted: Vec<_> = listed.into_iter().filter(|s| s.0 <= end).collect();
+            skip_read_segments(&mut wanted, self.plan.from);
             self.todo = Some(wanted.into_iter());
         }
         let Some((index, path)) = self.todo.as_mut().and_then(Iterator::next) else {
@@ -180,5 +181,30 @@ impl<T> Replay<T> {
                 messages_lost: 0,
             }),
         }
+    }
+}
+
+/// Drops the oldest segments that hold nothing stamped above `from`: a segment's messages are
+/// all stamped at or below the clock tick that opens the segment after it (its checkpoint),
+/// so one short read per segment finds where the replay starts, instead of reading every
+/// older record. What a skipped segment says about names (opens, commits) is restated by the
+/// next one's checkpoint, which the replay reads.
+fn skip_read_segments(segments: &mut Vec<(u64, PathBuf)>, from: u64) {
+    if from == 0 {
+        return;
+    }
+    let first_needed = segments
+        .windows(2)
+        .position(|pair| opening_tick(&pair[1].1).is_none_or(|tick| tick > from))
+        .unwrap_or(segments.len().saturating_sub(1));
+    segments.drain(..first_needed);
+}
+
+/// The clock tick a segment's checkpoint starts with, if it can be read.
+fn opening_tick(path: &Path) -> Option<u64> {
+    let mut reader = SegmentReader::open(path, u64::MAX).ok()?;
+    match reader.next_step() {
+        Step::Entry(Entry::Tick { stamp }) => Some(stamp),
+        _ => None,
     }
 }
