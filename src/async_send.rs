@@ -79,8 +79,12 @@ fn task_key() -> usize {
 
 impl<T> ClockedSender<T> {
     /// Sends `value` as [`send`](Self::send) does, waiting for room in a full intake without
-    /// blocking the thread (the dispatcher wakes the task after each batch it takes). A spilling receiver whose sends are held fails it at once (`DiskFull` or
-    /// `DiskFailed`) rather than block the executor; with bound 0 it blocks like `send`.
+    /// blocking the thread (the dispatcher wakes the task after each batch it takes). A
+    /// spilling receiver whose sends are held fails it at once (`DiskFull` or `DiskFailed`)
+    /// rather than block the executor; with bound 0 it blocks like `send`. On a journaled
+    /// dispatcher the future completes once the message is in the intake, not once it is
+    /// stored, even under [`Durability::Always`](crate::Durability::Always), and
+    /// [`flush`](Self::flush) does not wait for it: use `send` where that matters.
     ///
     /// ```
     /// # futures::executor::block_on(async {

@@ -283,6 +283,7 @@ impl<T: Clone> ClockedSender<T> {
         ClockedBroadcaster {
             name: self.name.clone(),
             link: self.link.clone(),
+            last_sent: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -356,6 +357,8 @@ impl<T> fmt::Debug for ClockedSender<T> {
 pub struct ClockedBroadcaster<T: Clone> {
     name: String,
     link: Link<T>,
+    /// Journaled: what [`flush`](Self::flush) waits for (see `durable`).
+    last_sent: std::sync::atomic::AtomicU64,
 }
 
 impl<T: Clone> ClockedBroadcaster<T> {
@@ -398,6 +401,7 @@ impl<T: Clone> ClockedBroadcaster<T> {
         if self.link.shared.journal.is_none() {
             return Ok(());
         }
+        self.mark_sent(position);
         match self.link.settle_position(position) {
             Ok(()) => Ok(()),
             Err(mut not_stored) => match not_stored.values.pop() {
@@ -413,6 +417,7 @@ impl<T: Clone> ClockedBroadcaster<T> {
         ClockedBroadcaster {
             name: name.into(),
             link: self.link.clone(),
+            last_sent: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Group commit: under `Durability::Always` concurrent senders share the journal's writes (and
 //! their syncs).
 
-use clocked_dispatch::{Builder, Durability};
+use clocked_dispatch::{journal, Builder, Durability};
 
 #[test]
 fn concurrent_always_senders_share_writes() {
@@ -49,4 +49,33 @@ fn concurrent_always_senders_share_writes() {
         stats.journal_writes,
         stats.handled
     );
+}
+
+#[test]
+fn a_broadcaster_flush_waits_for_its_broadcasts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Builder::new()
+        .bound(64)
+        .journal(dir.path())
+        .durability(Durability::Batch)
+        .build_journaled::<u64>()
+        .unwrap();
+    let (tx, _rx) = d.new("tx", "rx");
+    let everyone = tx.into_broadcaster();
+    for v in 0..1000 {
+        everyone.broadcast(v).unwrap();
+    }
+    everyone.flush().unwrap();
+    // Every broadcast is in the journal's files by now (`broadcast` alone returns once the
+    // message is in the intake, long before the dispatcher has written 1000 of them).
+    let mut records = journal::inspect::records(dir.path()).unwrap();
+    let mut stamps = Vec::new();
+    while let Some(item) = records.next() {
+        if let journal::inspect::Item::Record(record) = item {
+            if let journal::inspect::RecordKind::Broadcast { stamp, .. } = record.kind {
+                stamps.push(stamp);
+            }
+        }
+    }
+    assert_eq!(stamps, (1..=1000).collect::<Vec<_>>());
 }

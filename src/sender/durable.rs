@@ -8,11 +8,14 @@
 //! * under [`Durability::Always`], `send`, `send_all` and `broadcast` wait before they return
 //!   (forwards and `send_async` do not: a forwarded stamp is stored only once every lower
 //!   stamp has been forwarded, perhaps by this very thread's next call);
-//! * [`ClockedSender::flush`] waits for the last message the sender sent, whatever the mode.
+//! * [`ClockedSender::flush`] and [`ClockedBroadcaster::flush`] wait for the last message the
+//!   handle sent, whatever the mode. Messages sent with `send_async` are not tracked: its
+//!   future completes once the message is in the intake, under `Always` too, and `flush`
+//!   does not wait for it. Where durability matters, use the blocking calls.
 
 use std::sync::atomic::Ordering;
 
-use super::ClockedSender;
+use super::{ClockedBroadcaster, ClockedSender};
 use crate::error::{JournalError, Mode, SendError, SendErrorKind};
 use crate::journal::log::Settled;
 use crate::journal::Durability;
@@ -111,17 +114,60 @@ impl<T> ClockedSender<T> {
     /// assert_eq!(rx.recv().unwrap(), (Some("kept".to_string()), 1));
     /// ```
     pub fn flush(&self) -> Result<(), JournalError> {
+        self.link.flush_mark(self.last_sent.load(Ordering::Relaxed))
+    }
+}
+
+impl<T: Clone> ClockedBroadcaster<T> {
+    /// Notes a broadcast (its intake position, or its stamp when forwarding) for
+    /// [`flush`](Self::flush).
+    pub(crate) fn mark_sent(&self, mark: usize) {
+        if self.link.shared.journal.is_some() {
+            self.last_sent.store(mark as u64 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits until every message this broadcaster has sent is stored in the dispatcher's
+    /// journal, as [`ClockedSender::flush`] does for a sender.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClockedSender::flush`].
+    ///
+    /// ```
+    /// use clocked_dispatch::{Builder, Durability};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let d = Builder::new()
+    ///     .bound(16)
+    ///     .journal(dir.path())
+    ///     .durability(Durability::Batch)
+    ///     .build_journaled::<u32>()
+    ///     .unwrap();
+    /// let (tx, rx) = d.new("tx", "rx");
+    /// let everyone = tx.into_broadcaster();
+    /// everyone.broadcast(7).unwrap();
+    /// everyone.flush().unwrap(); // on disk now
+    /// assert_eq!(rx.recv().unwrap(), (Some(7), 1));
+    /// ```
+    pub fn flush(&self) -> Result<(), JournalError> {
+        self.link.flush_mark(self.last_sent.load(Ordering::Relaxed))
+    }
+}
+
+impl<T> Link<T> {
+    /// Waits until the message marked `mark` (intake position + 1, or stamp + 1 when
+    /// forwarding; 0 for none) is stored.
+    fn flush_mark(&self, mark: u64) -> Result<(), JournalError> {
         let journal = self
-            .link
             .shared
             .journal
             .as_ref()
             .ok_or(JournalError::NotJournaled)?;
-        let mark = self.last_sent.load(Ordering::Relaxed);
         if mark == 0 {
             return Ok(());
         }
-        let settled = match self.link.shared.mode() {
+        let settled = match self.shared.mode() {
             Some(Mode::Forwarding) => journal.durable.wait_stamp(mark - 1),
             _ => journal.durable.wait_position(mark - 1),
         };

@@ -292,7 +292,7 @@ impl<T: Clone> ClockedBroadcaster<T> {
         wait: Wait,
     ) -> Result<(), SendError<Option<T>>> {
         let shared = &self.link.shared;
-        forward_through(
+        let forwarded = forward_through(
             &self.link,
             value,
             stamp,
@@ -306,6 +306,10 @@ impl<T: Clone> ClockedBroadcaster<T> {
                 stamp,
                 cloner: T::clone,
             },
-        )
+        );
+        if forwarded.is_ok() {
+            self.mark_sent(stamp);
+        }
+        forwarded
     }
 }
