@@ -68,9 +68,9 @@ fn a_broadcaster_flush_waits_for_its_broadcasts() {
     everyone.flush().unwrap();
     // Every broadcast is in the journal's files by now (`broadcast` alone returns once the
     // message is in the intake, long before the dispatcher has written 1000 of them).
-    let mut records = journal::inspect::records(dir.path()).unwrap();
+    let records = journal::inspect::records(dir.path()).unwrap();
     let mut stamps = Vec::new();
-    while let Some(item) = records.next() {
+    for item in records {
         if let journal::inspect::Item::Record(record) = item {
             if let journal::inspect::RecordKind::Broadcast { stamp, .. } = record.kind {
                 stamps.push(stamp);
