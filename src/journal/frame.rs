@@ -254,9 +254,13 @@ fn damaged(kind: FaultKind, resumable: bool) -> Bad {
     Bad::Damaged { kind, resumable }
 }
 
-/// Parses a verified body. A body whose checksum matched but whose contents make no sense
-/// (an unknown kind, a short field) is reported as [`FaultKind::BadHeader`]-free
-/// [`FaultKind::Decode`]: written by a newer version, or damaged before its checksum.
+/// Parses a verified body (one [`read_body`] returned).
+///
+/// # Errors
+///
+/// [`FaultKind::Decode`] for a body whose checksum matched but whose contents make no sense
+/// (an unknown kind, a field too short or too long, a name that is not UTF-8): written by a
+/// newer version, or damaged before its checksum was computed.
 pub(crate) fn parse(body: &[u8]) -> Result<Entry<'_>, FaultKind> {
     let (&kind, rest) = body.split_first().ok_or(FaultKind::Decode)?;
     let u64_at = |at: usize| -> Result<u64, FaultKind> {

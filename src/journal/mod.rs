@@ -35,9 +35,8 @@
 //!
 //! # Not done yet
 //!
-//! Reading a lagging receiver's backlog from the
-//! journal instead of spilling it, and the operator tool are later steps of the same issue.
-//! A journaled dispatcher cannot spill.
+//! Reading a lagging receiver's backlog from the journal is the remaining step (until then a
+//! journaled dispatcher cannot spill).
 
 pub(crate) mod frame;
 pub mod inspect;
