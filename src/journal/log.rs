@@ -210,7 +210,9 @@ impl Journal {
     /// Writes `records` (whole records, as [`frame`] appends them) with one write, syncs them
     /// per the durability mode, applies `changes`, and starts a new segment if this one is
     /// full. `records` is emptied either way. On a failed write the segment is cut back to its
-    /// last whole record and the write tried once more in a fresh segment.
+    /// last whole record and the write tried once more in a fresh segment; if that fails too,
+    /// `changes` are not applied (the records announcing them are not in the journal, so no
+    /// later checkpoint may claim them).
     pub(crate) fn write(
         &self,
         records: &mut Vec<u8>,
@@ -218,28 +220,24 @@ impl Journal {
         clock: u64,
     ) -> Result<(), io::ErrorKind> {
         let mut state = self.state.lock();
-        for change in changes {
-            let Change::Open(id) = *change;
-            if let Some(known) = state.known.get_mut(&id) {
-                known.open = true;
-            }
-        }
         let result = if records.is_empty() {
             Ok(())
         } else {
-            let first = state.append(records, self.durability);
-            match first {
+            match state.append(records, self.durability) {
                 Ok(()) => Ok(()),
-                Err(_) => {
-                    state
-                        .roll(&self.dir, self.durability)
-                        .map_err(|e| e.kind())?;
-                    state.append(records, self.durability)
-                }
+                Err(_) => state
+                    .roll(&self.dir, self.durability)
+                    .and_then(|()| state.append(records, self.durability)),
             }
         };
         records.clear();
         if result.is_ok() {
+            for change in changes {
+                let Change::Open(id) = *change;
+                if let Some(known) = state.known.get_mut(&id) {
+                    known.open = true;
+                }
+            }
             state.clock = state.clock.max(clock);
             if state.position.offset >= state.segment_size {
                 // A failed roll leaves the full segment in use: it is tried again next batch.
@@ -518,5 +516,59 @@ impl Durable {
             Some(failure) => Settled::Failed(failure.kind),
             None => Settled::Stored,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Journal {
+        let retention = RetentionConfig {
+            max_bytes: u64::MAX,
+            max_age: None,
+        };
+        Journal::open(dir.to_path_buf(), Durability::None, 1 << 20, retention).unwrap()
+    }
+
+    /// A write that fails, and whose retry in a fresh segment fails too, changes nothing: the
+    /// receiver it opened stays closed (so no checkpoint claims it) and its records are not
+    /// kept for the next batch.
+    #[test]
+    fn a_failed_write_applies_no_change_and_keeps_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = open(dir.path());
+        let (id, new) = journal.id_for("a");
+        assert!(new);
+        let segment = journal.position().segment;
+        {
+            let mut state = journal.state.lock();
+            // Writes to the current segment fail (read-only handle); the fresh segment cannot
+            // be created (its file is already there).
+            state.file = File::open(dir.path().join(segments::file_name(segment))).unwrap();
+        }
+        std::fs::write(dir.path().join(segments::file_name(segment + 1)), b"").unwrap();
+        let mut records = Vec::new();
+        frame::append_entry(&mut records, &Entry::Open { receiver: id });
+        let result = journal.write(&mut records, &[Change::Open(id)], 7);
+        assert!(result.is_err(), "{result:?}");
+        assert!(records.is_empty(), "the failed batch's records are dropped");
+        let state = journal.state.lock();
+        assert!(!state.known[&id].open, "Open applied though not written");
+        assert_eq!(state.clock, 0, "the clock of a failed write is not taken");
+        assert_eq!(state.position.segment, segment);
+    }
+
+    #[test]
+    fn a_write_that_succeeds_applies_its_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = open(dir.path());
+        let (id, _) = journal.id_for("a");
+        let mut records = Vec::new();
+        frame::append_entry(&mut records, &Entry::Open { receiver: id });
+        journal.write(&mut records, &[Change::Open(id)], 3).unwrap();
+        let state = journal.state.lock();
+        assert!(state.known[&id].open);
+        assert_eq!(state.clock, 3);
     }
 }
