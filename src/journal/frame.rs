@@ -16,11 +16,12 @@
 //! | 5    | `Open`     | receiver u32                | the name is subscribed to broadcasts        |
 //! | 6    | `Closed`   | receiver u32                | the name unsubscribed (read, not written yet)|
 //! | 7    | `Commit`   | receiver u32, stamp u64     | the receiver has processed up to `stamp`    |
-//! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set back to `stamp`         |
+//! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set to `stamp`              |
 //! | 9    | `Expired`  | receiver u32, count u64     | retention deleted `count` of its messages   |
 //!
 //! A `Commit` only moves a receiver's position forward (the highest wins); a `Rewind` sets it,
-//! lower or not. Both apply in journal order.
+//! lower or not. Both apply in journal order. A segment's checkpoint restates every position
+//! as a `Rewind`.
 //!
 //! The checksum covers everything after it, so a flipped bit anywhere in a record, or a length
 //! that frames the wrong bytes, is caught before anything is decoded. A payload is the value's

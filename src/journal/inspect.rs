@@ -162,7 +162,8 @@ pub enum RecordKind {
         /// The stamp committed.
         stamp: usize,
     },
-    /// The receiver's position is set to `stamp` (lower or not): it replays what follows.
+    /// The receiver's position is set to `stamp` (lower or not): it replays what follows. Every
+    /// segment's checkpoint restates each receiver's position this way.
     Rewind {
         /// The journal id.
         receiver: u32,

@@ -354,7 +354,11 @@ impl State {
     }
 }
 
-/// The records a segment starts with: the clock, then every known receiver.
+/// The records a segment starts with: the clock, then every known receiver. A receiver's
+/// position is restated as a `Rewind` (which sets it) rather than a `Commit` (which recovery
+/// combines with earlier commits by taking the highest): after a rewind below an earlier
+/// commit, a checkpoint must restore the rewound position even if the `Rewind` record itself
+/// is lost (damage, or a reader that starts at this segment).
 fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
     let mut out = Vec::new();
     frame::append_entry(&mut out, &Entry::Tick { stamp: clock });
@@ -366,15 +370,13 @@ fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
                 name: &known.name,
             },
         );
-        if known.commit > 0 {
-            frame::append_entry(
-                &mut out,
-                &Entry::Commit {
-                    receiver,
-                    stamp: known.commit,
-                },
-            );
-        }
+        frame::append_entry(
+            &mut out,
+            &Entry::Rewind {
+                receiver,
+                stamp: known.commit,
+            },
+        );
         if known.open {
             frame::append_entry(&mut out, &Entry::Open { receiver });
         }
