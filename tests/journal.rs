@@ -477,3 +477,29 @@ fn a_checkpoint_restores_a_rewound_position_even_if_the_rewind_record_is_lost() 
         "the damaged record is reported"
     );
 }
+
+#[test]
+fn offline_rewinds_append_to_the_newest_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open(dir.path(), Durability::Batch);
+        let (tx, rx) = d.new("tx", "rx");
+        tx.send_all(0..12).unwrap();
+        assert_eq!(drain(&rx).len(), 12);
+        rx.commit(12).unwrap();
+        drop((tx, rx));
+        d.join();
+    }
+    let before = segments(dir.path()).len();
+    for stamp in (3..13).rev() {
+        clocked_dispatch::journal::rewind(dir.path(), "rx", stamp).unwrap();
+    }
+    let after = segments(dir.path()).len();
+    assert!(after <= before + 1, "{before} segments, then {after}");
+    // The last rewind (to stamp 3) is the one that counts.
+    let d = open(dir.path(), Durability::Batch);
+    assert!(d.recovery().unwrap().gaps.is_empty());
+    let (_tx, rx) = d.new("tx", "rx");
+    let values: Vec<u64> = drain(&rx).into_iter().map(|g| g.0).collect();
+    assert_eq!(values, (2..12).collect::<Vec<_>>());
+}

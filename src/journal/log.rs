@@ -72,6 +72,27 @@ impl Journal {
         segment_size: u64,
         retention: RetentionConfig,
     ) -> Result<Self, JournalError> {
+        Self::open_with(dir, durability, segment_size, retention, false)
+    }
+
+    /// As [`open`](Self::open), but goes on appending to the newest segment if there is one
+    /// (for a short edit such as an offline rewind, which should not add a segment per call).
+    pub(crate) fn open_appending(
+        dir: PathBuf,
+        durability: Durability,
+        segment_size: u64,
+        retention: RetentionConfig,
+    ) -> Result<Self, JournalError> {
+        Self::open_with(dir, durability, segment_size, retention, true)
+    }
+
+    fn open_with(
+        dir: PathBuf,
+        durability: Durability,
+        segment_size: u64,
+        retention: RetentionConfig,
+        append_to_tail: bool,
+    ) -> Result<Self, JournalError> {
         let lock = segments::lock(&dir)?;
         let recovered = recover(&dir)?;
         let clock = recovered.report.last_stamp as u64;
@@ -86,15 +107,28 @@ impl Journal {
             .next_back()
             .map_or(0, |&id| id.saturating_add(1));
         let oldest = recovered.oldest_checkpoint.unwrap_or(clock) + 1;
-        let checkpoint = checkpoint(clock, &recovered.known);
-        let index = recovered.next_index;
-        let (file, offset) =
-            segments::create(&dir, index, &checkpoint, true).map_err(|source| {
-                JournalError::Io {
-                    path: dir.join(segments::file_name(index)),
-                    source,
-                }
-            })?;
+        let (index, file, offset) = match recovered.tail.filter(|_| append_to_tail) {
+            Some((index, len)) => {
+                let path = dir.join(segments::file_name(index));
+                let file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|source| JournalError::Io { path, source })?;
+                (index, file, len)
+            }
+            None => {
+                let checkpoint = checkpoint(clock, &recovered.known);
+                let index = recovered.next_index;
+                let (file, offset) =
+                    segments::create(&dir, index, &checkpoint, true).map_err(|source| {
+                        JournalError::Io {
+                            path: dir.join(segments::file_name(index)),
+                            source,
+                        }
+                    })?;
+                (index, file, offset)
+            }
+        };
         Ok(Journal {
             durable: Durable::new(recovered.report.last_stamp),
             state: Mutex::new(State {

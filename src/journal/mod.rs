@@ -61,8 +61,11 @@ use crate::spill::FaultKind;
 ///
 /// [`InUse`](JournalError::InUse) if a dispatcher has the journal open, and the errors of
 /// [`Dispatcher::rewind`](crate::Dispatcher::rewind).
+///
+/// The rewind is appended to the newest segment (a new one is started only if the journal has
+/// none that can be read), so repeated rewinds do not add segments.
 pub fn rewind(dir: impl AsRef<Path>, name: &str, stamp: usize) -> Result<(), JournalError> {
-    let journal = log::Journal::open(
+    let journal = log::Journal::open_appending(
         dir.as_ref().to_path_buf(),
         Durability::Batch,
         crate::DEFAULT_JOURNAL_SEGMENT_SIZE,

@@ -47,6 +47,9 @@ pub(crate) struct Recovered {
     pub(crate) known: BTreeMap<JournalId, Known>,
     /// The index the next segment gets.
     pub(crate) next_index: u64,
+    /// The newest segment, if it was read (its magic is whole): its index and its length
+    /// after repair, where a record appended to it would start.
+    pub(crate) tail: Option<(u64, u64)>,
     /// The clock in the oldest readable segment's checkpoint: every stamp above it is held
     /// (or was lost to damage), none at or below it. `None` if there was no segment.
     pub(crate) oldest_checkpoint: Option<u64>,
@@ -85,6 +88,9 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
                 continue;
             }
         };
+        if last {
+            recovered.tail = Some((index, file_len));
+        }
         let mut good_end = reader.offset();
         // Damage seen since the last good record: a gap if a good record follows, else (in the
         // last segment) part of the torn tail.
@@ -130,6 +136,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, JournalError> {
             file.set_len(good_end).map_err(io_error)?;
             file.sync_all().map_err(io_error)?;
             recovered.report.truncated_bytes += file_len - good_end;
+            recovered.tail = Some((index, good_end));
         } else {
             recovered.report.gaps.append(&mut unconfirmed);
         }
