@@ -503,3 +503,170 @@ fn offline_rewinds_append_to_the_newest_segment() {
     let values: Vec<u64> = drain(&rx).into_iter().map(|g| g.0).collect();
     assert_eq!(values, (2..12).collect::<Vec<_>>());
 }
+
+/// A journal (one segment) in which "rx" got 0..6 at stamps 1 to 6 and committed nothing.
+fn six_messages_one_segment(dir: &Path) -> PathBuf {
+    let d = open(dir, Durability::Batch);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send_all(0..6).unwrap();
+    assert_eq!(drain(&rx).len(), 6);
+    drop((tx, rx));
+    d.join();
+    let files = segments(dir);
+    assert_eq!(files.len(), 1);
+    files[0].clone()
+}
+
+/// The message record with stamp `stamp`: (offset, length on disk).
+fn message_record(dir: &Path, stamp: usize) -> (usize, usize) {
+    use clocked_dispatch::journal::inspect::{self, Item};
+
+    inspect::records(dir)
+        .unwrap()
+        .find_map(|item| match item {
+            Item::Record(record) if record.payload().is_some() && record.stamp() == Some(stamp) => {
+                Some((record.offset as usize, record.len as usize))
+            }
+            _ => None,
+        })
+        .expect("the message record")
+}
+
+/// Reopens, and reads "rx"'s replay up to a sentinel: (values, faults).
+fn replay_rx_plain(dir: &Path) -> (Dispatcher<u64>, Vec<u64>, Vec<FaultKind>) {
+    let d = open(dir, Durability::Batch);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send(999).unwrap();
+    let mut values = Vec::new();
+    let mut faults = Vec::new();
+    loop {
+        match rx.recv_checked() {
+            Ok((Some(999), _)) => break,
+            Ok((Some(v), _)) => values.push(v),
+            Ok((None, _)) => {}
+            Err(clocked_dispatch::RecvCheckedError::Spill(fault)) => faults.push(fault.kind),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    (d, values, faults)
+}
+
+#[test]
+fn a_bad_checksum_in_the_middle_of_the_newest_segment_is_a_gap_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    let (offset, len) = message_record(dir.path(), 3);
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[offset + len - 1] ^= 0x10;
+    fs::write(&segment, &bytes).unwrap();
+
+    let (d, values, faults) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(report.truncated_bytes, 0, "{report:?}");
+    assert_eq!(report.gaps.len(), 1, "{report:?}");
+    assert_eq!(report.gaps[0].kind, FaultKind::Checksum);
+    assert_eq!(report.gaps[0].offset, offset as u64);
+    assert_eq!(report.damaged_tail, None);
+    assert_eq!(report.messages, 5);
+    assert_eq!(fs::metadata(&segment).unwrap().len(), bytes.len() as u64);
+    assert_eq!(
+        values,
+        [0, 1, 3, 4, 5],
+        "the records after the damage are recovered"
+    );
+    assert_eq!(faults, [FaultKind::Checksum]);
+}
+
+#[test]
+fn a_bad_length_in_the_middle_of_the_newest_segment_is_a_gap_and_nothing_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    let (offset, _) = message_record(dir.path(), 3);
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[offset..offset + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(&segment, &bytes).unwrap();
+    let verified = clocked_dispatch::journal::inspect::verify(dir.path()).unwrap();
+    assert_eq!(verified.gaps.len(), 1, "{verified:?}");
+    assert_eq!(
+        verified.torn_tail, None,
+        "inspect classifies as recovery does"
+    );
+
+    let (d, values, faults) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(
+        report.truncated_bytes, 0,
+        "acknowledged records are not cut"
+    );
+    assert_eq!(report.gaps.len(), 1, "{report:?}");
+    assert_eq!(report.gaps[0].offset, offset as u64);
+    assert!(matches!(report.gaps[0].kind, FaultKind::BadLength(_)));
+    assert_eq!(
+        fs::read(&segment).unwrap(),
+        bytes,
+        "the segment is left as it was"
+    );
+    // The records after a length that cannot be trusted cannot be framed: the rest of the
+    // segment is a gap (kept on disk), as in an older segment.
+    assert_eq!(values, [0, 1]);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+}
+
+#[test]
+fn a_damaged_last_record_is_cut_as_torn_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    // The segment's last record (a tick after the messages, as the dispatcher writes it).
+    let last = clocked_dispatch::journal::inspect::records(dir.path())
+        .unwrap()
+        .filter_map(|item| match item {
+            clocked_dispatch::journal::inspect::Item::Record(record) => Some(record),
+            _ => None,
+        })
+        .last()
+        .expect("records");
+    let (offset, len) = (last.offset as usize, last.len as usize);
+    let lost_message = last.payload().is_some();
+    let mut bytes = fs::read(&segment).unwrap();
+    assert_eq!(offset + len, bytes.len(), "the last record");
+    bytes[offset + len - 1] ^= 0x10;
+    fs::write(&segment, &bytes).unwrap();
+    let verified = clocked_dispatch::journal::inspect::verify(dir.path()).unwrap();
+    assert!(verified.gaps.is_empty(), "{verified:?}");
+    assert_eq!(
+        verified.torn_tail.map(|t| (t.offset, t.kind)),
+        Some((offset as u64, FaultKind::Checksum))
+    );
+
+    let (d, values, faults) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(report.truncated_bytes, len as u64);
+    assert!(report.gaps.is_empty(), "{report:?}");
+    let reported = report.damaged_tail.as_ref().expect("reported");
+    assert_eq!(
+        (reported.offset, reported.bytes, reported.kind),
+        (offset as u64, len as u64, FaultKind::Checksum)
+    );
+    assert_eq!(fs::metadata(&segment).unwrap().len(), offset as u64);
+    let sent = if lost_message { 5 } else { 6 };
+    assert_eq!(values, (0..sent).collect::<Vec<_>>());
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+#[test]
+fn zeros_after_the_last_record_are_a_torn_tail_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    let good_len = fs::metadata(&segment).unwrap().len();
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(&[0; 64]).unwrap();
+    drop(file);
+
+    let (d, values, _) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(report.truncated_bytes, 64);
+    assert!(report.gaps.is_empty(), "{report:?}");
+    assert_eq!(report.damaged_tail, None, "a crash explains zeros");
+    assert_eq!(fs::metadata(&segment).unwrap().len(), good_len);
+    assert_eq!(values, [0, 1, 2, 3, 4, 5]);
+}

@@ -13,7 +13,10 @@
 //! * damage is reported as a [`JournalGap`], never as data, and classified as recovery does
 //!   (see `src/journal/recover.rs`): damage in the newest segment that no good record follows
 //!   is the torn tail (a write in progress, or one cut by a crash; the next dispatcher to open
-//!   the journal cuts it), damage anywhere else is a gap (its records are lost).
+//!   the journal cuts it) unless it is plainly not a torn write (a length no record has with
+//!   a whole record somewhere after it, or a read error); damage anywhere else is a gap (its
+//!   records are lost). A torn tail whose [`JournalGap::kind`] is a checksum or decode fault
+//!   starts with a whole damaged record: a crash can leave one, bit rot too.
 //!
 //! | call | what it does |
 //! |------|--------------|
@@ -185,8 +188,8 @@ pub enum RecordKind {
 pub enum Item {
     /// A whole record whose checksum matched.
     Record(Record),
-    /// Damage with good records after it (or in an older segment): its records are lost and
-    /// reading goes on after it.
+    /// Damage with good records after it (or in an older segment, or at the newest segment's
+    /// end when it is not a torn write): its records are lost and reading goes on after it.
     Gap(JournalGap),
     /// The end of the newest segment after its last good record: a write in progress, or one
     /// torn by a crash (the next dispatcher to open the journal cuts it off). Never

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::{Progress, RecordKind};
 use crate::error::JournalError;
 use crate::journal::frame::{Entry, JournalId, HEAD_LEN};
+use crate::journal::recover::{classify_tail, Tail};
 use crate::journal::scan::{SegmentReader, Step};
 use crate::journal::segments;
 use crate::journal::JournalGap;
@@ -120,9 +121,10 @@ pub(super) enum Event<'a> {
         len: u64,
         entry: Entry<'a>,
     },
-    /// Damage with a good record after it, or in an older segment.
+    /// Damage with a good record after it, or in an older segment, or in the newest segment's
+    /// end when it is not a torn write (see `recover::classify_tail`).
     Gap(JournalGap),
-    /// The newest segment's damaged end.
+    /// The newest segment's damaged end, as recovery cuts it.
     TornTail(JournalGap),
     /// A segment (opened or not) is finished; `len` bytes of it were read.
     SegmentDone {
@@ -244,12 +246,22 @@ impl Walker {
                 }
             }
             Step::End => {
-                if let Some(first) = current.pending.first() {
+                match (
+                    current.pending.first(),
+                    classify_tail(&current.pending, current.len),
+                ) {
+                    (None, _) => {}
                     // One torn tail, from the first damage on.
-                    f(Event::TornTail(JournalGap {
-                        bytes: current.len.saturating_sub(first.offset),
+                    (Some(first), Tail::Torn { from, .. }) => f(Event::TornTail(JournalGap {
+                        offset: from,
+                        bytes: current.len.saturating_sub(from),
                         ..first.clone()
-                    }));
+                    })),
+                    (Some(_), Tail::Gap) => {
+                        for gap in current.pending.drain(..) {
+                            f(Event::Gap(gap));
+                        }
+                    }
                 }
                 let (index, len) = (current.index, current.len);
                 f(Event::SegmentDone {
