@@ -424,8 +424,15 @@ pub struct NameStatus {
     pub messages: u64,
     /// Its messages stamped at or below `committed`.
     pub consumed: u64,
-    /// Its messages stamped above `committed`: what its next receiver replays.
+    /// Its messages stamped above `committed`: what its next receiver replays. Messages that
+    /// retention deleted are not held, so never counted here: see `expired`.
     pub backlog: u64,
+    /// Its messages above `committed` that retention deleted before they were committed (the
+    /// running count of its last `Expired` record since its last commit or rewind), as its
+    /// next receiver's replay reports them (one [`FaultKind::Expired`](crate::FaultKind)
+    /// fault before the backlog): 0 if nothing above `committed` is gone (every stamp above
+    /// it is still held, `committed + 1 >= oldest`), as the replay then reports nothing.
+    pub expired: u64,
     /// The bytes on disk of the backlog's records (a broadcast counts for each receiver).
     pub backlog_bytes: u64,
     /// The lowest stamp of its messages held.
@@ -538,6 +545,9 @@ pub fn status(dir: impl AsRef<Path>) -> Result<JournalStatus, JournalError> {
         .iter()
         .map(|(&id, name)| {
             let committed = to_usize(tracker.positions.get(&id).copied().unwrap_or(0));
+            // As the replay reports it: only if something above the position is gone.
+            let gone = committed.saturating_add(1) < status.oldest;
+            let expired = tracker.expired.get(&id).copied().filter(|_| gone);
             let counts = NameStatus {
                 name: name.clone(),
                 id,
@@ -545,6 +555,7 @@ pub fn status(dir: impl AsRef<Path>) -> Result<JournalStatus, JournalError> {
                 messages: 0,
                 consumed: 0,
                 backlog: 0,
+                expired: expired.unwrap_or(0),
                 backlog_bytes: 0,
                 oldest: None,
                 newest: None,

@@ -71,14 +71,17 @@ fn record_len(entry: &Entry<'_>) -> u64 {
     (HEAD_LEN + body) as u64
 }
 
-/// Receiver names, positions and who is open, rebuilt from records as recovery and replay
-/// do: commits move a position forward, rewinds set it; nobody is open at the start of a
-/// segment until its checkpoint says so.
+/// Receiver names, positions, who is open and what retention deleted, rebuilt from records as
+/// recovery and replay do: commits move a position forward, rewinds set it, both reset the
+/// expired count, which `Expired` records set; nobody is open at the start of a segment until
+/// its checkpoint says so.
 #[derive(Default)]
 pub(super) struct Tracker {
     pub(super) names: BTreeMap<JournalId, String>,
     pub(super) positions: BTreeMap<JournalId, u64>,
     pub(super) open: BTreeSet<JournalId>,
+    /// Messages above the position that retention deleted (absent: none).
+    pub(super) expired: BTreeMap<JournalId, u64>,
 }
 
 impl Tracker {
@@ -100,9 +103,14 @@ impl Tracker {
             Entry::Commit { receiver, stamp } if self.names.contains_key(&receiver) => {
                 let position = self.positions.entry(receiver).or_insert(0);
                 *position = (*position).max(stamp);
+                self.expired.remove(&receiver);
             }
             Entry::Rewind { receiver, stamp } if self.names.contains_key(&receiver) => {
                 self.positions.insert(receiver, stamp);
+                self.expired.remove(&receiver);
+            }
+            Entry::Expired { receiver, count } if self.names.contains_key(&receiver) => {
+                self.expired.insert(receiver, count);
             }
             _ => {}
         }
