@@ -30,13 +30,13 @@
 use std::io::{self, Read};
 
 use crate::spill::codec::EncodeFn;
-use crate::spill::FaultKind;
+use crate::spill::{record, FaultKind};
 
 /// The largest record body accepted when reading: a longer length can only be corruption.
 pub(crate) const MAX_BODY_LEN: usize = 1 << 30;
 
 /// Bytes of a record before its body: length and checksum.
-pub(crate) const HEAD_LEN: usize = 8;
+pub(crate) const HEAD_LEN: usize = record::FRAME_HEAD_LEN;
 
 const DATA: u8 = 1;
 const BROADCAST: u8 = 2;
@@ -186,23 +186,13 @@ pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
     let _ = finish(out, start);
 }
 
+/// Starts a record (the framing is the spill's: `spill::record::seal`).
 fn begin(out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    out.extend_from_slice(&[0; HEAD_LEN]);
-    start
+    record::begin_frame(out)
 }
 
 fn finish(out: &mut Vec<u8>, start: usize) -> Result<(), EncodeError> {
-    let body = &out[start + HEAD_LEN..];
-    if body.len() > MAX_BODY_LEN {
-        out.truncate(start);
-        return Err(EncodeError::TooLarge);
-    }
-    let len = body.len() as u32;
-    let crc = crc32fast::hash(body);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
+    record::seal(out, start, MAX_BODY_LEN).map_err(|record::BodyTooLarge| EncodeError::TooLarge)
 }
 
 /// Why a record could not be read.
