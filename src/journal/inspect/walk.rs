@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{Progress, RecordKind};
 use crate::error::JournalError;
 use crate::journal::frame::{Entry, JournalId, HEAD_LEN};
-use crate::journal::recover::{classify_tail, Tail};
+use crate::journal::recover::{classify_tail, damage_gap, Tail};
 use crate::journal::scan::{SegmentReader, Step};
 use crate::journal::segments;
 use crate::journal::JournalGap;
@@ -236,17 +236,8 @@ impl Walker {
                 offset,
                 resumable,
             } => {
-                let bytes = if resumable {
-                    current.reader.offset() - offset
-                } else {
-                    current.len.saturating_sub(offset)
-                };
-                let gap = JournalGap {
-                    segment: current.path.to_path_buf(),
-                    offset,
-                    bytes,
-                    kind,
-                };
+                let next = current.reader.offset();
+                let gap = damage_gap(&current.path, kind, offset, resumable, next, current.len);
                 if current.newest {
                     current.pending.push(gap);
                 } else {
