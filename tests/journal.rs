@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
-use clocked_dispatch::{
-    Builder, ClockedReceiver, Dispatcher, Durability, FaultKind, JournalError, SendErrorKind,
-};
+use clocked_dispatch::{Builder, Dispatcher, Durability, FaultKind, JournalError, SendErrorKind};
+
+mod support;
+
+use support::journal::{drain, read_through, segment_files};
 
 fn open(dir: &Path, durability: Durability) -> Dispatcher<u64> {
     Builder::new()
@@ -18,28 +20,6 @@ fn open(dir: &Path, durability: Durability) -> Dispatcher<u64> {
         .durability(durability)
         .build_journaled::<u64>()
         .unwrap()
-}
-
-/// Everything the receiver holds now: data until the first non-data read.
-fn drain(rx: &ClockedReceiver<u64>) -> Vec<(u64, usize)> {
-    let mut got = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok((Some(v), stamp)) => got.push((v, stamp)),
-            Ok((None, _)) => {}
-            Err(_) => return got,
-        }
-    }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cdj"))
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]
@@ -192,7 +172,7 @@ fn flush_and_always_return_once_stored() {
             // Everything was acknowledged as stored: it is in the files now, whatever happens
             // to this process (the dispatcher is still running).
             let mut reopened = 0;
-            for segment in segments(dir.path()) {
+            for segment in segment_files(dir.path()) {
                 reopened += fs::metadata(segment).unwrap().len();
             }
             assert!(reopened > 400 * 10, "{durability:?}: {reopened} bytes");
@@ -214,7 +194,7 @@ fn a_torn_tail_is_cut_and_never_delivered() {
         drop((tx, rx));
         d.join();
     }
-    let last = segments(dir.path()).pop().unwrap();
+    let last = segment_files(dir.path()).pop().unwrap();
     let good_len = fs::metadata(&last).unwrap().len();
     // Half a record: a length that promises more than follows.
     let mut file = OpenOptions::new().append(true).open(&last).unwrap();
@@ -250,7 +230,7 @@ fn a_flipped_bit_in_an_older_segment_is_a_reported_gap() {
     }
     // Find the segment holding value 2 (stamp 3) and flip a bit in its last byte (the
     // payload of its message record).
-    let files = segments(dir.path());
+    let files = segment_files(dir.path());
     let mut flipped = None;
     for file in &files {
         let mut bytes = fs::read(file).unwrap();
@@ -270,27 +250,13 @@ fn a_flipped_bit_in_an_older_segment_is_a_reported_gap() {
     assert_eq!(report.gaps[0].segment, flipped);
     assert_eq!(report.gaps[0].kind, FaultKind::Checksum);
     let (tx, rx) = d.new("tx", "rx");
-    tx.send(99).unwrap();
-    let mut values = Vec::new();
-    let mut faults = 0;
-    loop {
-        match rx.recv_checked() {
-            Ok((Some(99), _)) => break,
-            Ok((Some(v), _)) => values.push(v),
-            Ok((None, _)) => {}
-            Err(clocked_dispatch::RecvCheckedError::Spill(fault)) => {
-                assert_eq!(fault.kind, FaultKind::Checksum);
-                faults += 1;
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let read = read_through(&tx, &rx, 99);
     assert_eq!(
-        values,
+        read.values,
         [0, 1, 3, 4, 5],
         "2 is lost, never delivered damaged"
     );
-    assert_eq!(faults, 1);
+    assert_eq!(read.fault_kinds(), [FaultKind::Checksum]);
 }
 
 #[test]
@@ -418,30 +384,19 @@ fn rewound_then_rolled(dir: &Path) {
     d.join();
 }
 
-/// Reopens and reads receiver "rx"'s replay up to a sentinel: (values, faults).
+/// Reopens and reads receiver "rx"'s replay up to a sentinel: (values, fault kinds).
 fn replay_rx(dir: &Path) -> (Vec<u64>, Vec<FaultKind>) {
     let d = open_rolling(dir);
     let (tx, rx) = d.new("tx", "rx");
-    tx.send(999).unwrap();
-    let mut values = Vec::new();
-    let mut faults = Vec::new();
-    loop {
-        match rx.recv_checked() {
-            Ok((Some(999), _)) => break,
-            Ok((Some(v), _)) => values.push(v),
-            Ok((None, _)) => {}
-            Err(clocked_dispatch::RecvCheckedError::Spill(fault)) => faults.push(fault.kind),
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    (values, faults)
+    let read = read_through(&tx, &rx, 999);
+    (read.values.clone(), read.fault_kinds())
 }
 
 #[test]
 fn a_rewind_below_a_commit_survives_a_segment_roll() {
     let dir = tempfile::tempdir().unwrap();
     rewound_then_rolled(dir.path());
-    assert!(segments(dir.path()).len() >= 3, "the segments rolled");
+    assert!(segment_files(dir.path()).len() >= 3, "the segments rolled");
     let (values, faults) = replay_rx(dir.path());
     assert_eq!(values, [1, 2, 3, 4, 5], "replayed from the rewound stamp");
     assert!(faults.is_empty(), "{faults:?}");
@@ -490,11 +445,11 @@ fn offline_rewinds_append_to_the_newest_segment() {
         drop((tx, rx));
         d.join();
     }
-    let before = segments(dir.path()).len();
+    let before = segment_files(dir.path()).len();
     for stamp in (3..13).rev() {
         clocked_dispatch::journal::rewind(dir.path(), "rx", stamp).unwrap();
     }
-    let after = segments(dir.path()).len();
+    let after = segment_files(dir.path()).len();
     assert!(after <= before + 1, "{before} segments, then {after}");
     // The last rewind (to stamp 3) is the one that counts.
     let d = open(dir.path(), Durability::Batch);
@@ -512,7 +467,7 @@ fn six_messages_one_segment(dir: &Path) -> PathBuf {
     assert_eq!(drain(&rx).len(), 6);
     drop((tx, rx));
     d.join();
-    let files = segments(dir);
+    let files = segment_files(dir);
     assert_eq!(files.len(), 1);
     files[0].clone()
 }
@@ -532,23 +487,12 @@ fn message_record(dir: &Path, stamp: usize) -> (usize, usize) {
         .expect("the message record")
 }
 
-/// Reopens, and reads "rx"'s replay up to a sentinel: (values, faults).
+/// Reopens, and reads "rx"'s replay up to a sentinel: (the dispatcher, values, fault kinds).
 fn replay_rx_plain(dir: &Path) -> (Dispatcher<u64>, Vec<u64>, Vec<FaultKind>) {
     let d = open(dir, Durability::Batch);
     let (tx, rx) = d.new("tx", "rx");
-    tx.send(999).unwrap();
-    let mut values = Vec::new();
-    let mut faults = Vec::new();
-    loop {
-        match rx.recv_checked() {
-            Ok((Some(999), _)) => break,
-            Ok((Some(v), _)) => values.push(v),
-            Ok((None, _)) => {}
-            Err(clocked_dispatch::RecvCheckedError::Spill(fault)) => faults.push(fault.kind),
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    (d, values, faults)
+    let read = read_through(&tx, &rx, 999);
+    (d, read.values.clone(), read.fault_kinds())
 }
 
 #[test]
