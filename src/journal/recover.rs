@@ -27,7 +27,9 @@
 //!     bytes follow (a file extended by a crash before its data was written); if a whole,
 //!     valid record can be found after it, it is a gap (kept, as in an older segment: the
 //!     records after it cannot be framed and are not read, but are not destroyed either);
-//!     otherwise torn, and reported in [`RecoveryReport::damaged_tail`];
+//!     otherwise torn, and reported in [`RecoveryReport::damaged_tail`] (if telling would
+//!     take too long, many bytes framing plausible lengths, it is kept as a gap: a cut
+//!     cannot be undone);
 //!   - a read error: a gap (nothing is cut because a read failed).
 //!
 //! A name stays subscribed across a crash: its next receiver replays what it missed.
@@ -214,7 +216,7 @@ pub(crate) fn classify_tail(pending: &[JournalGap], len: u64) -> Tail {
     match last.kind {
         FaultKind::Io(_) => Tail::Gap,
         FaultKind::BadLength(_) => match rest_after(&last.segment, last.offset, len) {
-            Rest::Record => Tail::Gap,
+            Rest::Record | Rest::Unsure => Tail::Gap,
             Rest::Zeros => torn(whole),
             Rest::Garbage => torn(whole.or(Some(last))),
         },
@@ -232,6 +234,9 @@ enum Rest {
     Record,
     /// Neither.
     Garbage,
+    /// Too costly to tell (many plausible lengths to check): kept, as if a record followed,
+    /// since cutting cannot be undone.
+    Unsure,
 }
 
 /// Looks at bytes `(from, len)` of the segment at `path`. Unreadable bytes count as garbage.
@@ -249,6 +254,8 @@ fn rest_after(path: &Path, from: u64, len: u64) -> Rest {
         return Rest::Zeros;
     }
     let mut body = Vec::new();
+    // Each plausible length costs a checksum over that many bytes: a bounded amount in all.
+    let mut budget = bytes.len().saturating_mul(4).saturating_add(1 << 20);
     for start in 0..bytes.len() {
         let rest = &bytes[start..];
         let Some(head) = rest.get(..4) else {
@@ -259,6 +266,10 @@ fn rest_after(path: &Path, from: u64, len: u64) -> Rest {
         if body_len == 0 || body_len > MAX_BODY_LEN || HEAD_LEN + body_len > rest.len() {
             continue;
         }
+        budget = match budget.checked_sub(body_len) {
+            Some(left) => left,
+            None => return Rest::Unsure,
+        };
         if frame::read_body(&mut &rest[..], &mut body).is_ok() && frame::parse(&body).is_ok() {
             return Rest::Record;
         }
@@ -315,5 +326,76 @@ fn apply(recovered: &mut Recovered, entry: &Entry<'_>) {
 fn set_open(recovered: &mut Recovered, receiver: JournalId, open: bool) {
     if let Some(known) = recovered.known.get_mut(&receiver) {
         known.open = open;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::frame::append_entry;
+
+    /// A segment file holding `bytes`, and the damage a reader reports at `offset`.
+    fn damaged(dir: &Path, bytes: &[u8], offset: u64, kind: FaultKind) -> JournalGap {
+        let path = dir.join("segment");
+        std::fs::write(&path, bytes).unwrap();
+        damage_gap(&path, kind, offset, false, offset, bytes.len() as u64)
+    }
+
+    #[test]
+    fn a_bad_length_followed_by_garbage_is_torn_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = vec![0xff; 4];
+        bytes.extend((0..200u8).map(|b| b.wrapping_mul(37) | 1));
+        let gap = damaged(dir.path(), &bytes, 0, FaultKind::BadLength(u32::MAX as u64));
+        assert_eq!(
+            classify_tail(std::slice::from_ref(&gap), bytes.len() as u64),
+            Tail::Torn {
+                from: 0,
+                reported: Some(gap)
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_length_followed_by_a_whole_record_is_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = vec![0xff; 11];
+        append_entry(&mut bytes, &Entry::Tick { stamp: 5 });
+        let gap = damaged(dir.path(), &bytes, 0, FaultKind::BadLength(u32::MAX as u64));
+        assert_eq!(classify_tail(&[gap], bytes.len() as u64), Tail::Gap);
+    }
+
+    #[test]
+    fn a_bad_length_followed_by_zeros_is_torn_unreported() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = vec![0; 64];
+        let gap = damaged(dir.path(), &bytes, 0, FaultKind::BadLength(0));
+        assert_eq!(
+            classify_tail(&[gap], 64),
+            Tail::Torn {
+                from: 0,
+                reported: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_read_error_is_a_gap_and_a_short_record_is_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = damaged(
+            dir.path(),
+            &[1; 8],
+            0,
+            FaultKind::Io(std::io::ErrorKind::Other),
+        );
+        assert_eq!(classify_tail(&[io], 8), Tail::Gap);
+        let short = damaged(dir.path(), &[1; 8], 0, FaultKind::Truncated);
+        assert_eq!(
+            classify_tail(&[short], 8),
+            Tail::Torn {
+                from: 0,
+                reported: None
+            }
+        );
     }
 }
