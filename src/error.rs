@@ -342,20 +342,45 @@ pub enum SpillSetupError {
     Thread(std::io::Error),
 }
 
-impl fmt::Display for SpillSetupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpillSetupError::Io { path, source } => {
-                write!(f, "cannot use spill directory {}: {source}", path.display())
+/// The failures a spilling and a journaled build share (the first four variants of
+/// [`SpillSetupError`] and [`JournalError`]), worded once for both `Display`s.
+enum SetupFailure<'a> {
+    Capacity(&'a CapacityError),
+    Io {
+        path: &'a std::path::Path,
+        source: &'a std::io::Error,
+    },
+    InUse(&'a std::path::Path),
+    Thread(&'a std::io::Error),
+}
+
+impl SetupFailure<'_> {
+    /// Writes the failure; `what` names the directory (or, for the journal, its files).
+    fn write(&self, f: &mut fmt::Formatter<'_>, what: &str) -> fmt::Result {
+        match *self {
+            SetupFailure::Capacity(e) => fmt::Display::fmt(e, f),
+            SetupFailure::Io { path, source } => {
+                write!(f, "cannot use {what} {}: {source}", path.display())
             }
-            SpillSetupError::InUse { path } => write!(
+            SetupFailure::InUse(path) => write!(
                 f,
-                "spill directory {} is in use by another dispatcher",
+                "{what} {} is in use by another dispatcher",
                 path.display()
             ),
-            SpillSetupError::Thread(e) => write!(f, "cannot start the dispatcher thread: {e}"),
-            SpillSetupError::Capacity(e) => e.fmt(f),
+            SetupFailure::Thread(e) => write!(f, "cannot start the dispatcher thread: {e}"),
         }
+    }
+}
+
+impl fmt::Display for SpillSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let failure = match self {
+            SpillSetupError::Capacity(e) => SetupFailure::Capacity(e),
+            SpillSetupError::Io { path, source } => SetupFailure::Io { path, source },
+            SpillSetupError::InUse { path } => SetupFailure::InUse(path),
+            SpillSetupError::Thread(e) => SetupFailure::Thread(e),
+        };
+        failure.write(f, "spill directory")
     }
 }
 
@@ -458,17 +483,13 @@ pub enum JournalError {
 
 impl fmt::Display for JournalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let setup =
+            |failure: SetupFailure<'_>, f: &mut fmt::Formatter<'_>| failure.write(f, "journal");
         match self {
-            JournalError::Capacity(e) => e.fmt(f),
-            JournalError::Io { path, source } => {
-                write!(f, "journal file {}: {source}", path.display())
-            }
-            JournalError::InUse { path } => write!(
-                f,
-                "journal {} is open in another dispatcher",
-                path.display()
-            ),
-            JournalError::Thread(e) => write!(f, "cannot start the dispatcher thread: {e}"),
+            JournalError::Capacity(e) => setup(SetupFailure::Capacity(e), f),
+            JournalError::Io { path, source } => setup(SetupFailure::Io { path, source }, f),
+            JournalError::InUse { path } => setup(SetupFailure::InUse(path), f),
+            JournalError::Thread(e) => setup(SetupFailure::Thread(e), f),
             JournalError::NotJournaled => f.write_str("the dispatcher has no journal"),
             JournalError::CommitAhead { stamp, received } => write!(
                 f,
@@ -506,5 +527,44 @@ impl std::error::Error for JournalError {
             JournalError::Capacity(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spill_and_journal_setup_errors_are_worded_alike() {
+        let path = std::path::PathBuf::from("/var/lib/d");
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let spill = SpillSetupError::Io {
+            path: path.clone(),
+            source: denied(),
+        };
+        let journal = JournalError::Io {
+            path: path.clone(),
+            source: denied(),
+        };
+        assert_eq!(
+            spill.to_string(),
+            format!("cannot use spill directory /var/lib/d: {}", denied())
+        );
+        assert_eq!(
+            journal.to_string(),
+            format!("cannot use journal /var/lib/d: {}", denied())
+        );
+        assert_eq!(
+            JournalError::InUse { path: path.clone() }.to_string(),
+            "journal /var/lib/d is in use by another dispatcher"
+        );
+        assert_eq!(
+            SpillSetupError::InUse { path }.to_string(),
+            "spill directory /var/lib/d is in use by another dispatcher"
+        );
+        assert_eq!(
+            JournalError::Thread(denied()).to_string(),
+            SpillSetupError::Thread(denied()).to_string()
+        );
     }
 }

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
-use clocked_dispatch::{
-    Builder, ClockedReceiver, Dispatcher, Durability, FaultKind, JournalError, SendErrorKind,
-};
+use clocked_dispatch::{Builder, Dispatcher, Durability, FaultKind, JournalError, SendErrorKind};
+
+mod support;
+
+use support::journal::{drain, read_through, segment_files};
 
 fn open(dir: &Path, durability: Durability) -> Dispatcher<u64> {
     Builder::new()
@@ -18,28 +20,6 @@ fn open(dir: &Path, durability: Durability) -> Dispatcher<u64> {
         .durability(durability)
         .build_journaled::<u64>()
         .unwrap()
-}
-
-/// Everything the receiver holds now: data until the first non-data read.
-fn drain(rx: &ClockedReceiver<u64>) -> Vec<(u64, usize)> {
-    let mut got = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok((Some(v), stamp)) => got.push((v, stamp)),
-            Ok((None, _)) => {}
-            Err(_) => return got,
-        }
-    }
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cdj"))
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]
@@ -192,7 +172,7 @@ fn flush_and_always_return_once_stored() {
             // Everything was acknowledged as stored: it is in the files now, whatever happens
             // to this process (the dispatcher is still running).
             let mut reopened = 0;
-            for segment in segments(dir.path()) {
+            for segment in segment_files(dir.path()) {
                 reopened += fs::metadata(segment).unwrap().len();
             }
             assert!(reopened > 400 * 10, "{durability:?}: {reopened} bytes");
@@ -214,7 +194,7 @@ fn a_torn_tail_is_cut_and_never_delivered() {
         drop((tx, rx));
         d.join();
     }
-    let last = segments(dir.path()).pop().unwrap();
+    let last = segment_files(dir.path()).pop().unwrap();
     let good_len = fs::metadata(&last).unwrap().len();
     // Half a record: a length that promises more than follows.
     let mut file = OpenOptions::new().append(true).open(&last).unwrap();
@@ -250,7 +230,7 @@ fn a_flipped_bit_in_an_older_segment_is_a_reported_gap() {
     }
     // Find the segment holding value 2 (stamp 3) and flip a bit in its last byte (the
     // payload of its message record).
-    let files = segments(dir.path());
+    let files = segment_files(dir.path());
     let mut flipped = None;
     for file in &files {
         let mut bytes = fs::read(file).unwrap();
@@ -270,27 +250,13 @@ fn a_flipped_bit_in_an_older_segment_is_a_reported_gap() {
     assert_eq!(report.gaps[0].segment, flipped);
     assert_eq!(report.gaps[0].kind, FaultKind::Checksum);
     let (tx, rx) = d.new("tx", "rx");
-    tx.send(99).unwrap();
-    let mut values = Vec::new();
-    let mut faults = 0;
-    loop {
-        match rx.recv_checked() {
-            Ok((Some(99), _)) => break,
-            Ok((Some(v), _)) => values.push(v),
-            Ok((None, _)) => {}
-            Err(clocked_dispatch::RecvCheckedError::Spill(fault)) => {
-                assert_eq!(fault.kind, FaultKind::Checksum);
-                faults += 1;
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let read = read_through(&tx, &rx, 99);
     assert_eq!(
-        values,
+        read.values,
         [0, 1, 3, 4, 5],
         "2 is lost, never delivered damaged"
     );
-    assert_eq!(faults, 1);
+    assert_eq!(read.fault_kinds(), [FaultKind::Checksum]);
 }
 
 #[test]
@@ -386,4 +352,265 @@ fn a_rewind_replays_again_from_its_stamp_and_bad_rewinds_are_typed() {
     let (_tx, rx) = d.new("tx", "rx");
     let values: Vec<u64> = drain(&rx).into_iter().map(|g| g.0).collect();
     assert_eq!(values, [1, 2, 3, 4, 5]);
+}
+
+/// A journal with one segment per batch (segment size 1).
+fn open_rolling(dir: &Path) -> Dispatcher<u64> {
+    Builder::new()
+        .bound(16)
+        .inbox_capacity(1024)
+        .journal(dir)
+        .durability(Durability::Batch)
+        .journal_segment_size(1)
+        .build_journaled::<u64>()
+        .unwrap()
+}
+
+/// Writes a journal in which "rx" got 0..6 (stamps 1 to 6), committed 6, then was rewound to
+/// stamp 2 (position 1); a later batch for "other" rolls the segment, so the newest segment's
+/// checkpoint restates the rewound position.
+fn rewound_then_rolled(dir: &Path) {
+    let d = open_rolling(dir);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send_all(0..6).unwrap();
+    assert_eq!(drain(&rx).len(), 6);
+    rx.commit(6).unwrap();
+    drop((tx, rx));
+    d.rewind("rx", 2).unwrap();
+    let (tx_other, rx_other) = d.new("tx_other", "other");
+    tx_other.send(100).unwrap();
+    assert_eq!(drain(&rx_other), [(100, 7)]);
+    drop((tx_other, rx_other));
+    d.join();
+}
+
+/// Reopens and reads receiver "rx"'s replay up to a sentinel: (values, fault kinds).
+fn replay_rx(dir: &Path) -> (Vec<u64>, Vec<FaultKind>) {
+    let d = open_rolling(dir);
+    let (tx, rx) = d.new("tx", "rx");
+    let read = read_through(&tx, &rx, 999);
+    (read.values.clone(), read.fault_kinds())
+}
+
+#[test]
+fn a_rewind_below_a_commit_survives_a_segment_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    rewound_then_rolled(dir.path());
+    assert!(segment_files(dir.path()).len() >= 3, "the segments rolled");
+    let (values, faults) = replay_rx(dir.path());
+    assert_eq!(values, [1, 2, 3, 4, 5], "replayed from the rewound stamp");
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+#[test]
+fn a_checkpoint_restores_a_rewound_position_even_if_the_rewind_record_is_lost() {
+    use clocked_dispatch::journal::inspect::{self, Item, RecordKind};
+
+    let dir = tempfile::tempdir().unwrap();
+    rewound_then_rolled(dir.path());
+    // Damage the operator's `Rewind` (the first one, before the roll): recovery skips it as a
+    // gap, and only the next checkpoint can say the position is 1, not the commit's 6.
+    let rewind = inspect::records(dir.path())
+        .unwrap()
+        .find_map(|item| match item {
+            Item::Record(record) if matches!(record.kind, RecordKind::Rewind { stamp: 1, .. }) => {
+                Some(record)
+            }
+            _ => None,
+        })
+        .expect("the rewind record");
+    let mut bytes = fs::read(&rewind.segment).unwrap();
+    let last = (rewind.offset + rewind.len - 1) as usize;
+    bytes[last] ^= 0x01;
+    fs::write(&rewind.segment, &bytes).unwrap();
+
+    let (values, faults) = replay_rx(dir.path());
+    assert_eq!(values, [1, 2, 3, 4, 5], "replayed from the rewound stamp");
+    assert_eq!(
+        faults,
+        [FaultKind::Checksum],
+        "the damaged record is reported"
+    );
+}
+
+#[test]
+fn offline_rewinds_append_to_the_newest_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open(dir.path(), Durability::Batch);
+        let (tx, rx) = d.new("tx", "rx");
+        tx.send_all(0..12).unwrap();
+        assert_eq!(drain(&rx).len(), 12);
+        rx.commit(12).unwrap();
+        drop((tx, rx));
+        d.join();
+    }
+    let before = segment_files(dir.path()).len();
+    for stamp in (3..13).rev() {
+        clocked_dispatch::journal::rewind(dir.path(), "rx", stamp).unwrap();
+    }
+    let after = segment_files(dir.path()).len();
+    assert!(after <= before + 1, "{before} segments, then {after}");
+    // The last rewind (to stamp 3) is the one that counts.
+    let d = open(dir.path(), Durability::Batch);
+    assert!(d.recovery().unwrap().gaps.is_empty());
+    let (_tx, rx) = d.new("tx", "rx");
+    let values: Vec<u64> = drain(&rx).into_iter().map(|g| g.0).collect();
+    assert_eq!(values, (2..12).collect::<Vec<_>>());
+}
+
+/// A journal (one segment) in which "rx" got 0..6 at stamps 1 to 6 and committed nothing.
+fn six_messages_one_segment(dir: &Path) -> PathBuf {
+    let d = open(dir, Durability::Batch);
+    let (tx, rx) = d.new("tx", "rx");
+    tx.send_all(0..6).unwrap();
+    assert_eq!(drain(&rx).len(), 6);
+    drop((tx, rx));
+    d.join();
+    let files = segment_files(dir);
+    assert_eq!(files.len(), 1);
+    files[0].clone()
+}
+
+/// The message record with stamp `stamp`: (offset, length on disk).
+fn message_record(dir: &Path, stamp: usize) -> (usize, usize) {
+    use clocked_dispatch::journal::inspect::{self, Item};
+
+    inspect::records(dir)
+        .unwrap()
+        .find_map(|item| match item {
+            Item::Record(record) if record.payload().is_some() && record.stamp() == Some(stamp) => {
+                Some((record.offset as usize, record.len as usize))
+            }
+            _ => None,
+        })
+        .expect("the message record")
+}
+
+/// Reopens, and reads "rx"'s replay up to a sentinel: (the dispatcher, values, fault kinds).
+fn replay_rx_plain(dir: &Path) -> (Dispatcher<u64>, Vec<u64>, Vec<FaultKind>) {
+    let d = open(dir, Durability::Batch);
+    let (tx, rx) = d.new("tx", "rx");
+    let read = read_through(&tx, &rx, 999);
+    (d, read.values.clone(), read.fault_kinds())
+}
+
+#[test]
+fn a_bad_checksum_in_the_middle_of_the_newest_segment_is_a_gap_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    let (offset, len) = message_record(dir.path(), 3);
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[offset + len - 1] ^= 0x10;
+    fs::write(&segment, &bytes).unwrap();
+
+    let (d, values, faults) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(report.truncated_bytes, 0, "{report:?}");
+    assert_eq!(report.gaps.len(), 1, "{report:?}");
+    assert_eq!(report.gaps[0].kind, FaultKind::Checksum);
+    assert_eq!(report.gaps[0].offset, offset as u64);
+    assert_eq!(report.damaged_tail, None);
+    assert_eq!(report.messages, 5);
+    assert_eq!(fs::metadata(&segment).unwrap().len(), bytes.len() as u64);
+    assert_eq!(
+        values,
+        [0, 1, 3, 4, 5],
+        "the records after the damage are recovered"
+    );
+    assert_eq!(faults, [FaultKind::Checksum]);
+}
+
+#[test]
+fn a_bad_length_in_the_middle_of_the_newest_segment_is_a_gap_and_nothing_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    let (offset, _) = message_record(dir.path(), 3);
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[offset..offset + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(&segment, &bytes).unwrap();
+    let verified = clocked_dispatch::journal::inspect::verify(dir.path()).unwrap();
+    assert_eq!(verified.gaps.len(), 1, "{verified:?}");
+    assert_eq!(
+        verified.torn_tail, None,
+        "inspect classifies as recovery does"
+    );
+
+    let (d, values, faults) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(
+        report.truncated_bytes, 0,
+        "acknowledged records are not cut"
+    );
+    assert_eq!(report.gaps.len(), 1, "{report:?}");
+    assert_eq!(report.gaps[0].offset, offset as u64);
+    assert!(matches!(report.gaps[0].kind, FaultKind::BadLength(_)));
+    assert_eq!(
+        fs::read(&segment).unwrap(),
+        bytes,
+        "the segment is left as it was"
+    );
+    // The records after a length that cannot be trusted cannot be framed: the rest of the
+    // segment is a gap (kept on disk), as in an older segment.
+    assert_eq!(values, [0, 1]);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+}
+
+#[test]
+fn a_damaged_last_record_is_cut_as_torn_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    // The segment's last record (a tick after the messages, as the dispatcher writes it).
+    let last = clocked_dispatch::journal::inspect::records(dir.path())
+        .unwrap()
+        .filter_map(|item| match item {
+            clocked_dispatch::journal::inspect::Item::Record(record) => Some(record),
+            _ => None,
+        })
+        .last()
+        .expect("records");
+    let (offset, len) = (last.offset as usize, last.len as usize);
+    let lost_message = last.payload().is_some();
+    let mut bytes = fs::read(&segment).unwrap();
+    assert_eq!(offset + len, bytes.len(), "the last record");
+    bytes[offset + len - 1] ^= 0x10;
+    fs::write(&segment, &bytes).unwrap();
+    let verified = clocked_dispatch::journal::inspect::verify(dir.path()).unwrap();
+    assert!(verified.gaps.is_empty(), "{verified:?}");
+    assert_eq!(
+        verified.torn_tail.map(|t| (t.offset, t.kind)),
+        Some((offset as u64, FaultKind::Checksum))
+    );
+
+    let (d, values, faults) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(report.truncated_bytes, len as u64);
+    assert!(report.gaps.is_empty(), "{report:?}");
+    let reported = report.damaged_tail.as_ref().expect("reported");
+    assert_eq!(
+        (reported.offset, reported.bytes, reported.kind),
+        (offset as u64, len as u64, FaultKind::Checksum)
+    );
+    assert_eq!(fs::metadata(&segment).unwrap().len(), offset as u64);
+    let sent = if lost_message { 5 } else { 6 };
+    assert_eq!(values, (0..sent).collect::<Vec<_>>());
+    assert!(faults.is_empty(), "{faults:?}");
+}
+
+#[test]
+fn zeros_after_the_last_record_are_a_torn_tail_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = six_messages_one_segment(dir.path());
+    let good_len = fs::metadata(&segment).unwrap().len();
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(&[0; 64]).unwrap();
+    drop(file);
+
+    let (d, values, _) = replay_rx_plain(dir.path());
+    let report = d.recovery().unwrap();
+    assert_eq!(report.truncated_bytes, 64);
+    assert!(report.gaps.is_empty(), "{report:?}");
+    assert_eq!(report.damaged_tail, None, "a crash explains zeros");
+    assert_eq!(fs::metadata(&segment).unwrap().len(), good_len);
+    assert_eq!(values, [0, 1, 2, 3, 4, 5]);
 }

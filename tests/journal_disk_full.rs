@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use clocked_dispatch::{Builder, Durability, SendErrorKind};
 
+mod support;
+
 const DIR_VAR: &str = "CLOCKED_DISK_FULL_DIR";
 const MESSAGES: u64 = 60;
 
@@ -37,15 +39,8 @@ fn disk_full_child() {
     let Ok(dir) = std::env::var(DIR_VAR) else {
         return;
     };
-    // SAFETY: plain libc calls on this process, before any journal file is opened.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit {
-            rlim_cur: 8 << 10,
-            rlim_max: 8 << 10,
-        };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
+    // Before any journal file is opened.
+    support::rlimit::limit_file_size(8 << 10);
     let d = Builder::new()
         .bound(8)
         .inbox_capacity(1024)

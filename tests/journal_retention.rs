@@ -4,19 +4,20 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clocked_dispatch::{Builder, Durability, FaultKind, JournalError, RecvCheckedError};
+use clocked_dispatch::{Builder, Durability, FaultKind, JournalError};
 
+mod support;
+
+use support::journal::{read_through, segment_files};
+
+/// The segments' bytes and count (a segment deleted meanwhile counts 0 bytes).
 fn journal_bytes(dir: &Path) -> (u64, usize) {
-    let mut bytes = 0;
-    let mut count = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "cdj") {
-            bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            count += 1;
-        }
-    }
-    (bytes, count)
+    let files = segment_files(dir);
+    let bytes = files
+        .iter()
+        .map(|path| std::fs::metadata(path).map_or(0, |m| m.len()))
+        .sum();
+    (bytes, files.len())
 }
 
 /// Reopens without retention and reads name "slow": (messages reported expired, values
@@ -29,25 +30,14 @@ fn replay_slow(dir: &Path) -> (u64, Vec<u64>) {
         .build_journaled::<u64>()
         .unwrap();
     let (tx, rx) = d.new("tx", "slow");
-    tx.send(u64::MAX).unwrap();
+    let read = read_through(&tx, &rx, u64::MAX);
     let mut expired = 0;
-    let mut values = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(Instant::now() < deadline, "replay stalled");
-        match rx.recv_checked() {
-            Ok((Some(u64::MAX), _)) => break,
-            Ok((Some(v), _)) => values.push(v),
-            Ok((None, _)) => {}
-            Err(RecvCheckedError::Spill(fault)) => {
-                assert_eq!(fault.kind, FaultKind::Expired, "{fault}");
-                assert!(values.is_empty(), "the loss is reported before the replay");
-                expired += fault.messages_lost;
-            }
-            Err(e) => panic!("{e}"),
-        }
+    for (before, fault) in &read.faults {
+        assert_eq!(fault.kind, FaultKind::Expired, "{fault}");
+        assert_eq!(*before, 0, "the loss is reported before the replay");
+        expired += fault.messages_lost;
     }
-    (expired, values)
+    (expired, read.values)
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

@@ -7,10 +7,9 @@ use std::sync::mpsc::RecvError;
 use std::thread;
 use std::time::{Duration, Instant};
 
-#[path = "support/published.rs"]
 mod support;
 
-use support::published;
+use support::published::published;
 
 use clocked_dispatch::{Builder, ClockedReceiver, Select, SelectTimeoutError};
 

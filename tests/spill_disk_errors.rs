@@ -5,10 +5,9 @@
 
 #![cfg(target_os = "linux")]
 
-#[path = "support/rlimit.rs"]
-mod rlimit;
+mod support;
 
-use rlimit::limit_file_size;
+use support::rlimit::limit_file_size;
 
 use clocked_dispatch::Builder;
 

@@ -6,13 +6,12 @@
 
 #![cfg(target_os = "linux")]
 
-#[path = "support/rlimit.rs"]
-mod rlimit;
+mod support;
 
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rlimit::limit_file_size;
+use support::rlimit::limit_file_size;
 
 use clocked_dispatch::{Builder, DiskFull, SendErrorKind, FAILING_DISK_WAIT};
 

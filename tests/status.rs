@@ -3,10 +3,9 @@
 
 use std::thread;
 
-#[path = "support/published.rs"]
 mod support;
 
-use support::published;
+use support::published::published;
 
 use clocked_dispatch::Builder;
 

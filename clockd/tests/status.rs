@@ -97,6 +97,7 @@ fn json_has_the_same_numbers() {
     assert_eq!(orders["messages"], 7);
     assert_eq!(orders["consumed"], 1);
     assert_eq!(orders["backlog"], 6);
+    assert_eq!(orders["expired"], 0, "no retention");
     assert_eq!(orders["backlog_bytes"], 4 * 29 + 2 * 24);
     let percent = orders["percent_consumed"].as_f64().unwrap();
     assert!((percent - 100.0 / 7.0).abs() < 1e-9, "{percent}");

@@ -16,11 +16,12 @@
 //! | 5    | `Open`     | receiver u32                | the name is subscribed to broadcasts        |
 //! | 6    | `Closed`   | receiver u32                | the name unsubscribed (read, not written yet)|
 //! | 7    | `Commit`   | receiver u32, stamp u64     | the receiver has processed up to `stamp`    |
-//! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set back to `stamp`         |
+//! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set to `stamp`              |
 //! | 9    | `Expired`  | receiver u32, count u64     | retention deleted `count` of its messages   |
 //!
 //! A `Commit` only moves a receiver's position forward (the highest wins); a `Rewind` sets it,
-//! lower or not. Both apply in journal order.
+//! lower or not. Both apply in journal order. A segment's checkpoint restates every position
+//! as a `Rewind`.
 //!
 //! The checksum covers everything after it, so a flipped bit anywhere in a record, or a length
 //! that frames the wrong bytes, is caught before anything is decoded. A payload is the value's
@@ -29,13 +30,13 @@
 use std::io::{self, Read};
 
 use crate::spill::codec::EncodeFn;
-use crate::spill::FaultKind;
+use crate::spill::{record, FaultKind};
 
 /// The largest record body accepted when reading: a longer length can only be corruption.
 pub(crate) const MAX_BODY_LEN: usize = 1 << 30;
 
 /// Bytes of a record before its body: length and checksum.
-pub(crate) const HEAD_LEN: usize = 8;
+pub(crate) const HEAD_LEN: usize = record::FRAME_HEAD_LEN;
 
 const DATA: u8 = 1;
 const BROADCAST: u8 = 2;
@@ -185,23 +186,13 @@ pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
     let _ = finish(out, start);
 }
 
+/// Starts a record (the framing is the spill's: `spill::record::seal`).
 fn begin(out: &mut Vec<u8>) -> usize {
-    let start = out.len();
-    out.extend_from_slice(&[0; HEAD_LEN]);
-    start
+    record::begin_frame(out)
 }
 
 fn finish(out: &mut Vec<u8>, start: usize) -> Result<(), EncodeError> {
-    let body = &out[start + HEAD_LEN..];
-    if body.len() > MAX_BODY_LEN {
-        out.truncate(start);
-        return Err(EncodeError::TooLarge);
-    }
-    let len = body.len() as u32;
-    let crc = crc32fast::hash(body);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
+    record::seal(out, start, MAX_BODY_LEN).map_err(|record::BodyTooLarge| EncodeError::TooLarge)
 }
 
 /// Why a record could not be read.
@@ -254,9 +245,13 @@ fn damaged(kind: FaultKind, resumable: bool) -> Bad {
     Bad::Damaged { kind, resumable }
 }
 
-/// Parses a verified body. A body whose checksum matched but whose contents make no sense
-/// (an unknown kind, a short field) is reported as [`FaultKind::BadHeader`]-free
-/// [`FaultKind::Decode`]: written by a newer version, or damaged before its checksum.
+/// Parses a verified body (one [`read_body`] returned).
+///
+/// # Errors
+///
+/// [`FaultKind::Decode`] for a body whose checksum matched but whose contents make no sense
+/// (an unknown kind, a field too short or too long, a name that is not UTF-8): written by a
+/// newer version, or damaged before its checksum was computed.
 pub(crate) fn parse(body: &[u8]) -> Result<Entry<'_>, FaultKind> {
     let (&kind, rest) = body.split_first().ok_or(FaultKind::Decode)?;
     let u64_at = |at: usize| -> Result<u64, FaultKind> {

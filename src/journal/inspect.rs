@@ -13,7 +13,10 @@
 //! * damage is reported as a [`JournalGap`], never as data, and classified as recovery does
 //!   (see `src/journal/recover.rs`): damage in the newest segment that no good record follows
 //!   is the torn tail (a write in progress, or one cut by a crash; the next dispatcher to open
-//!   the journal cuts it), damage anywhere else is a gap (its records are lost).
+//!   the journal cuts it) unless it is plainly not a torn write (a length no record has with
+//!   a whole record somewhere after it, or a read error); damage anywhere else is a gap (its
+//!   records are lost). A torn tail whose [`JournalGap::kind`] is a checksum or decode fault
+//!   starts with a whole damaged record: a crash can leave one, bit rot too.
 //!
 //! | call | what it does |
 //! |------|--------------|
@@ -162,7 +165,8 @@ pub enum RecordKind {
         /// The stamp committed.
         stamp: usize,
     },
-    /// The receiver's position is set to `stamp` (lower or not): it replays what follows.
+    /// The receiver's position is set to `stamp` (lower or not): it replays what follows. Every
+    /// segment's checkpoint restates each receiver's position this way.
     Rewind {
         /// The journal id.
         receiver: u32,
@@ -184,8 +188,8 @@ pub enum RecordKind {
 pub enum Item {
     /// A whole record whose checksum matched.
     Record(Record),
-    /// Damage with good records after it (or in an older segment): its records are lost and
-    /// reading goes on after it.
+    /// Damage with good records after it (or in an older segment, or at the newest segment's
+    /// end when it is not a torn write): its records are lost and reading goes on after it.
     Gap(JournalGap),
     /// The end of the newest segment after its last good record: a write in progress, or one
     /// torn by a crash (the next dispatcher to open the journal cuts it off). Never
@@ -420,8 +424,15 @@ pub struct NameStatus {
     pub messages: u64,
     /// Its messages stamped at or below `committed`.
     pub consumed: u64,
-    /// Its messages stamped above `committed`: what its next receiver replays.
+    /// Its messages stamped above `committed`: what its next receiver replays. Messages that
+    /// retention deleted are not held, so never counted here: see `expired`.
     pub backlog: u64,
+    /// Its messages above `committed` that retention deleted before they were committed (the
+    /// running count of its last `Expired` record since its last commit or rewind), as its
+    /// next receiver's replay reports them (one [`FaultKind::Expired`](crate::FaultKind)
+    /// fault before the backlog): 0 if nothing above `committed` is gone (every stamp above
+    /// it is still held, `committed + 1 >= oldest`), as the replay then reports nothing.
+    pub expired: u64,
     /// The bytes on disk of the backlog's records (a broadcast counts for each receiver).
     pub backlog_bytes: u64,
     /// The lowest stamp of its messages held.
@@ -534,6 +545,9 @@ pub fn status(dir: impl AsRef<Path>) -> Result<JournalStatus, JournalError> {
         .iter()
         .map(|(&id, name)| {
             let committed = to_usize(tracker.positions.get(&id).copied().unwrap_or(0));
+            // As the replay reports it: only if something above the position is gone.
+            let gone = committed.saturating_add(1) < status.oldest;
+            let expired = tracker.expired.get(&id).copied().filter(|_| gone);
             let counts = NameStatus {
                 name: name.clone(),
                 id,
@@ -541,6 +555,7 @@ pub fn status(dir: impl AsRef<Path>) -> Result<JournalStatus, JournalError> {
                 messages: 0,
                 consumed: 0,
                 backlog: 0,
+                expired: expired.unwrap_or(0),
                 backlog_bytes: 0,
                 oldest: None,
                 newest: None,

@@ -75,6 +75,27 @@ impl Journal {
         segment_size: u64,
         retention: RetentionConfig,
     ) -> Result<Self, JournalError> {
+        Self::open_with(dir, durability, segment_size, retention, false)
+    }
+
+    /// As [`open`](Self::open), but goes on appending to the newest segment if there is one
+    /// (for a short edit such as an offline rewind, which should not add a segment per call).
+    pub(crate) fn open_appending(
+        dir: PathBuf,
+        durability: Durability,
+        segment_size: u64,
+        retention: RetentionConfig,
+    ) -> Result<Self, JournalError> {
+        Self::open_with(dir, durability, segment_size, retention, true)
+    }
+
+    fn open_with(
+        dir: PathBuf,
+        durability: Durability,
+        segment_size: u64,
+        retention: RetentionConfig,
+        append_to_tail: bool,
+    ) -> Result<Self, JournalError> {
         let lock = segments::lock(&dir)?;
         let recovered = recover(&dir)?;
         let clock = recovered.report.last_stamp as u64;
@@ -89,15 +110,28 @@ impl Journal {
             .next_back()
             .map_or(0, |&id| id.saturating_add(1));
         let oldest = recovered.oldest_checkpoint.unwrap_or(clock) + 1;
-        let checkpoint = checkpoint(clock, &recovered.known);
-        let index = recovered.next_index;
-        let (file, offset) =
-            segments::create(&dir, index, &checkpoint, true).map_err(|source| {
-                JournalError::Io {
-                    path: dir.join(segments::file_name(index)),
-                    source,
-                }
-            })?;
+        let (index, file, offset) = match recovered.tail.filter(|_| append_to_tail) {
+            Some((index, len)) => {
+                let path = dir.join(segments::file_name(index));
+                let file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|source| JournalError::Io { path, source })?;
+                (index, file, len)
+            }
+            None => {
+                let checkpoint = checkpoint(clock, &recovered.known);
+                let index = recovered.next_index;
+                let (file, offset) =
+                    segments::create(&dir, index, &checkpoint, true).map_err(|source| {
+                        JournalError::Io {
+                            path: dir.join(segments::file_name(index)),
+                            source,
+                        }
+                    })?;
+                (index, file, offset)
+            }
+        };
         Ok(Journal {
             durable: Durable::new(recovered.report.last_stamp),
             state: Mutex::new(State {
@@ -214,8 +248,9 @@ impl Journal {
     /// Writes `records` (whole records, as [`frame`] appends them) with one write, syncs them
     /// per the durability mode, applies `changes`, and starts a new segment if this one is
     /// full. `records` is emptied either way. On a failed write the segment is cut back to its
-    /// last whole record and the write tried once more in a fresh segment. Returns where the
-    /// records start.
+    /// last whole record and the write tried once more in a fresh segment; if that fails too,
+    /// `changes` are not applied (the records announcing them are not in the journal, so no
+    /// later checkpoint may claim them). Returns where the records start.
     pub(crate) fn write(
         &self,
         records: &mut Vec<u8>,
@@ -223,30 +258,26 @@ impl Journal {
         clock: u64,
     ) -> Result<Position, io::ErrorKind> {
         let mut state = self.state.lock();
-        for change in changes {
-            let Change::Open(id) = *change;
-            if let Some(known) = state.known.get_mut(&id) {
-                known.open = true;
-            }
-        }
         let mut start = state.position;
         let result = if records.is_empty() {
             Ok(())
         } else {
-            let first = state.append(records, self.durability, &self.tail);
-            match first {
+            match state.append(records, self.durability, &self.tail) {
                 Ok(()) => Ok(()),
-                Err(_) => {
-                    state
-                        .roll(&self.dir, self.durability)
-                        .map_err(|e| e.kind())?;
+                Err(_) => state.roll(&self.dir, self.durability).and_then(|()| {
                     start = state.position;
                     state.append(records, self.durability, &self.tail)
-                }
+                }),
             }
         };
         records.clear();
         if result.is_ok() {
+            for change in changes {
+                let Change::Open(id) = *change;
+                if let Some(known) = state.known.get_mut(&id) {
+                    known.open = true;
+                }
+            }
             state.clock = state.clock.max(clock);
             if state.position.offset >= state.segment_size {
                 // A failed roll leaves the full segment in use: it is tried again next batch.
@@ -371,7 +402,11 @@ impl State {
     }
 }
 
-/// The records a segment starts with: the clock, then every known receiver.
+/// The records a segment starts with: the clock, then every known receiver. A receiver's
+/// position is restated as a `Rewind` (which sets it) rather than a `Commit` (which recovery
+/// combines with earlier commits by taking the highest): after a rewind below an earlier
+/// commit, a checkpoint must restore the rewound position even if the `Rewind` record itself
+/// is lost (damage, or a reader that starts at this segment).
 fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
     let mut out = Vec::new();
     frame::append_entry(&mut out, &Entry::Tick { stamp: clock });
@@ -383,15 +418,13 @@ fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
                 name: &known.name,
             },
         );
-        if known.commit > 0 {
-            frame::append_entry(
-                &mut out,
-                &Entry::Commit {
-                    receiver,
-                    stamp: known.commit,
-                },
-            );
-        }
+        frame::append_entry(
+            &mut out,
+            &Entry::Rewind {
+                receiver,
+                stamp: known.commit,
+            },
+        );
         if known.open {
             frame::append_entry(&mut out, &Entry::Open { receiver });
         }
@@ -538,5 +571,59 @@ impl Durable {
             Some(failure) => Settled::Failed(failure.kind),
             None => Settled::Stored,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Journal {
+        let retention = RetentionConfig {
+            max_bytes: u64::MAX,
+            max_age: None,
+        };
+        Journal::open(dir.to_path_buf(), Durability::None, 1 << 20, retention).unwrap()
+    }
+
+    /// A write that fails, and whose retry in a fresh segment fails too, changes nothing: the
+    /// receiver it opened stays closed (so no checkpoint claims it) and its records are not
+    /// kept for the next batch.
+    #[test]
+    fn a_failed_write_applies_no_change_and_keeps_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = open(dir.path());
+        let (id, new) = journal.id_for("a");
+        assert!(new);
+        let segment = journal.position().segment;
+        {
+            let mut state = journal.state.lock();
+            // Writes to the current segment fail (read-only handle); the fresh segment cannot
+            // be created (its file is already there).
+            state.file = File::open(dir.path().join(segments::file_name(segment))).unwrap();
+        }
+        std::fs::write(dir.path().join(segments::file_name(segment + 1)), b"").unwrap();
+        let mut records = Vec::new();
+        frame::append_entry(&mut records, &Entry::Open { receiver: id });
+        let result = journal.write(&mut records, &[Change::Open(id)], 7);
+        assert!(result.is_err(), "{result:?}");
+        assert!(records.is_empty(), "the failed batch's records are dropped");
+        let state = journal.state.lock();
+        assert!(!state.known[&id].open, "Open applied though not written");
+        assert_eq!(state.clock, 0, "the clock of a failed write is not taken");
+        assert_eq!(state.position.segment, segment);
+    }
+
+    #[test]
+    fn a_write_that_succeeds_applies_its_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = open(dir.path());
+        let (id, _) = journal.id_for("a");
+        let mut records = Vec::new();
+        frame::append_entry(&mut records, &Entry::Open { receiver: id });
+        journal.write(&mut records, &[Change::Open(id)], 3).unwrap();
+        let state = journal.state.lock();
+        assert!(state.known[&id].open);
+        assert_eq!(state.clock, 3);
     }
 }

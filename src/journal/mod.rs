@@ -29,15 +29,14 @@
 //!    joined; live messages have higher stamps. A name is a durable subscription: the messages
 //!    sent to it and the broadcasts made since it first joined are its own, whether or not a
 //!    receiver of it was open at the time (dropped, or its process dead).
-//! 4. **Damage is never data.** Torn tails are cut at recovery; damaged records elsewhere are
-//!    skipped and reported ([`RecoveryReport::gaps`], and a
+//! 4. **Damage is never data.** Torn tails are cut at recovery (and reported in
+//!    [`RecoveryReport::damaged_tail`] when bit rot could also explain them); damaged records
+//!    elsewhere are skipped and reported ([`RecoveryReport::gaps`], and a
 //!    [`SpillFault`](crate::SpillFault) to a receiver whose replay passes one).
-//!
-//! # Not done yet
-//!
-//! Reading a lagging receiver's backlog from the
-//! journal instead of spilling it, and the operator tool are later steps of the same issue.
-//! A journaled dispatcher cannot spill.
+//! 5. **One log, not two.** A receiver that falls behind is never copied to a spill file: once
+//!    its inbox is full, its messages stay in the journal only and it reads them back from
+//!    there (`src/journal/tail.rs`, the handover in `src/inbox/lagging.rs`). A journaled
+//!    dispatcher has no spill, and never waits for a slow receiver.
 
 pub(crate) mod frame;
 pub mod inspect;
@@ -63,8 +62,11 @@ use crate::spill::FaultKind;
 ///
 /// [`InUse`](JournalError::InUse) if a dispatcher has the journal open, and the errors of
 /// [`Dispatcher::rewind`](crate::Dispatcher::rewind).
+///
+/// The rewind is appended to the newest segment (a new one is started only if the journal has
+/// none that can be read), so repeated rewinds do not add segments.
 pub fn rewind(dir: impl AsRef<Path>, name: &str, stamp: usize) -> Result<(), JournalError> {
-    let journal = log::Journal::open(
+    let journal = log::Journal::open_appending(
         dir.as_ref().to_path_buf(),
         Durability::Batch,
         crate::DEFAULT_JOURNAL_SEGMENT_SIZE,
@@ -108,6 +110,12 @@ pub struct RecoveryReport {
     /// Bytes cut from the end of the last segment: a write torn by a crash, never
     /// acknowledged.
     pub truncated_bytes: u64,
+    /// A damaged place at the start of the cut tail that a crash alone may not explain (a
+    /// whole record with a bad checksum, or a length no record has followed by more than
+    /// zeros): bit rot in an acknowledged record looks the same. It was cut with the tail
+    /// (its bytes are counted in `truncated_bytes`, not in `gaps`); reported here so that
+    /// it is not lost silently.
+    pub damaged_tail: Option<JournalGap>,
     /// Damaged records (or unreadable segments) skipped: `gaps.len()`.
     pub corrupt_records: u64,
     /// Each damaged place, in journal order. Its messages are lost; nothing in it is delivered.

@@ -10,8 +10,9 @@
 //! A segment starts with the 8-byte magic [`MAGIC`] (which names the format version), then
 //! records (see [`super::frame`]). Its first records are a *checkpoint*: a `Tick` of the
 //! clock when the segment was opened and, for every receiver the journal knows, its `Name`,
-//! its `Commit` and, if it is open, `Open`. So a segment can be read on its own: deleting older
-//! segments (retention) loses their messages but no name, commit or clock.
+//! its position as a `Rewind` (which sets it exactly, where a `Commit` could only raise it)
+//! and, if it is open, `Open`. So a segment can be read on its own: deleting older segments
+//! (retention) loses their messages but no name, position or clock.
 //!
 //! A new segment is created, its checkpoint written and synced, and the directory synced, before
 //! any message goes into it: after a crash, every segment file either holds a whole checkpoint

@@ -39,22 +39,44 @@ pub(crate) fn append<T>(
     value: &T,
     encode: EncodeFn<T>,
 ) -> Result<(), EncodeError> {
-    let start = out.len();
-    out.extend_from_slice(&[0; 8]);
+    let start = begin_frame(out);
     out.extend_from_slice(&(stamp as u64).to_le_bytes());
     if encode(value, out).is_err() {
         out.truncate(start);
         return Err(EncodeError::Serialize);
     }
-    let body = &out[start + 8..];
-    if body.len() > MAX_RECORD_LEN {
+    seal(out, start, MAX_RECORD_LEN).map_err(|BodyTooLarge| EncodeError::TooLarge)
+}
+
+/// Bytes of a frame before its body: the body's length (u32) and its crc32 (u32), both
+/// little-endian. The spill's records and the journal's share this framing.
+pub(crate) const FRAME_HEAD_LEN: usize = 8;
+
+/// A body longer than the limit given to [`seal`].
+#[derive(Debug)]
+pub(crate) struct BodyTooLarge;
+
+/// Starts a frame at the end of `out`: room for its head, which [`seal`] fills in once the
+/// body is appended. Returns where the frame starts.
+pub(crate) fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_HEAD_LEN]);
+    start
+}
+
+/// Finishes the frame that starts at `start` (as [`begin_frame`] left it, its body appended
+/// up to the end of `out`): writes the body's length and crc32 into its head. A body longer
+/// than `max` is refused and the frame removed, leaving `out` as it was before it.
+pub(crate) fn seal(out: &mut Vec<u8>, start: usize, max: usize) -> Result<(), BodyTooLarge> {
+    let body = &out[start + FRAME_HEAD_LEN..];
+    if body.len() > max {
         out.truncate(start);
-        return Err(EncodeError::TooLarge);
+        return Err(BodyTooLarge);
     }
     let len = body.len() as u32;
     let crc = crc32fast::hash(body);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out[start + 4..start + FRAME_HEAD_LEN].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
 

@@ -59,6 +59,7 @@ fn to_json(args: &Args, status: &JournalStatus) -> serde_json::Value {
                 "messages": r.messages,
                 "consumed": r.consumed,
                 "backlog": r.backlog,
+                "expired": r.expired,
                 "backlog_bytes": r.backlog_bytes,
                 "percent_consumed": r.percent_consumed(),
                 "oldest": r.oldest,

@@ -449,3 +449,72 @@ fn a_snapshot_refuses_a_destination_that_is_not_empty() {
         Err(JournalError::Io { .. })
     ));
 }
+
+/// Retention deleted messages "slow" had not committed: status counts them as expired, not
+/// as backlog, and both agree with what the next receiver's replay gets.
+#[test]
+fn status_counts_what_retention_deleted_as_expired_not_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let sent = 2000;
+    {
+        let d = Builder::new()
+            .bound(64)
+            .inbox_capacity(1 << 16)
+            .journal(dir.path())
+            .journal_segment_size(2 << 10)
+            .journal_retention_bytes(8 << 10)
+            .build_journaled::<u64>()
+            .unwrap();
+        let (tx, slow) = d.new("tx", "slow");
+        let (tx_fast, fast) = d.new("tx_fast", "fast");
+        for v in 0..sent {
+            tx.send(v).unwrap();
+            tx_fast.send(v).unwrap();
+        }
+        tx.flush().unwrap();
+        tx_fast.flush().unwrap();
+        let mut last = 0;
+        while last < 2 * sent as usize {
+            last = next(&fast).1;
+        }
+        fast.commit(last).unwrap();
+        // The retention thread deletes after each new segment: wait until it has.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while status(dir.path()).unwrap().oldest == 1 {
+            assert!(std::time::Instant::now() < deadline, "nothing was deleted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop((tx, slow, tx_fast, fast));
+        d.join();
+    }
+    // Reopened without retention: the old journal (and its retention thread) is done once
+    // the new dispatcher has the lock, and nothing more is deleted.
+    let d = open(dir.path(), 1 << 20);
+    let status = status(dir.path()).unwrap();
+    let slow = name(&status, "slow");
+    assert_eq!(slow.committed, 0);
+    assert!(slow.expired > 0, "{slow:?}");
+    assert_eq!(slow.backlog, slow.messages, "{slow:?}");
+    assert_eq!(slow.backlog + slow.expired, sent, "{slow:?}");
+    let fast = name(&status, "fast");
+    assert_eq!((fast.backlog, fast.expired), (0, 0), "{fast:?}");
+
+    // The replay reports the same loss, then exactly the backlog.
+    let (tx, rx) = d.new("tx", "slow");
+    tx.send(u64::MAX).unwrap();
+    let mut expired = 0;
+    let mut replayed = 0;
+    loop {
+        match rx.recv_checked() {
+            Ok((Some(u64::MAX), _)) => break,
+            Ok((Some(_), _)) => replayed += 1,
+            Ok((None, _)) => {}
+            Err(crate::RecvCheckedError::Spill(fault)) => {
+                assert_eq!(fault.kind, FaultKind::Expired);
+                expired += fault.messages_lost;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((replayed, expired), (slow.backlog, slow.expired));
+}

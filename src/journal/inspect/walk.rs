@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::{Progress, RecordKind};
 use crate::error::JournalError;
 use crate::journal::frame::{Entry, JournalId, HEAD_LEN};
+use crate::journal::recover::{classify_tail, damage_gap, Tail};
 use crate::journal::scan::{SegmentReader, Step};
 use crate::journal::segments;
 use crate::journal::JournalGap;
@@ -70,14 +71,17 @@ fn record_len(entry: &Entry<'_>) -> u64 {
     (HEAD_LEN + body) as u64
 }
 
-/// Receiver names, positions and who is open, rebuilt from records as recovery and replay
-/// do: commits move a position forward, rewinds set it; nobody is open at the start of a
-/// segment until its checkpoint says so.
+/// Receiver names, positions, who is open and what retention deleted, rebuilt from records as
+/// recovery and replay do: commits move a position forward, rewinds set it, both reset the
+/// expired count, which `Expired` records set; nobody is open at the start of a segment until
+/// its checkpoint says so.
 #[derive(Default)]
 pub(super) struct Tracker {
     pub(super) names: BTreeMap<JournalId, String>,
     pub(super) positions: BTreeMap<JournalId, u64>,
     pub(super) open: BTreeSet<JournalId>,
+    /// Messages above the position that retention deleted (absent: none).
+    pub(super) expired: BTreeMap<JournalId, u64>,
 }
 
 impl Tracker {
@@ -99,9 +103,14 @@ impl Tracker {
             Entry::Commit { receiver, stamp } if self.names.contains_key(&receiver) => {
                 let position = self.positions.entry(receiver).or_insert(0);
                 *position = (*position).max(stamp);
+                self.expired.remove(&receiver);
             }
             Entry::Rewind { receiver, stamp } if self.names.contains_key(&receiver) => {
                 self.positions.insert(receiver, stamp);
+                self.expired.remove(&receiver);
+            }
+            Entry::Expired { receiver, count } if self.names.contains_key(&receiver) => {
+                self.expired.insert(receiver, count);
             }
             _ => {}
         }
@@ -120,9 +129,10 @@ pub(super) enum Event<'a> {
         len: u64,
         entry: Entry<'a>,
     },
-    /// Damage with a good record after it, or in an older segment.
+    /// Damage with a good record after it, or in an older segment, or in the newest segment's
+    /// end when it is not a torn write (see `recover::classify_tail`).
     Gap(JournalGap),
-    /// The newest segment's damaged end.
+    /// The newest segment's damaged end, as recovery cuts it.
     TornTail(JournalGap),
     /// A segment (opened or not) is finished; `len` bytes of it were read.
     SegmentDone {
@@ -226,17 +236,8 @@ impl Walker {
                 offset,
                 resumable,
             } => {
-                let bytes = if resumable {
-                    current.reader.offset() - offset
-                } else {
-                    current.len.saturating_sub(offset)
-                };
-                let gap = JournalGap {
-                    segment: current.path.to_path_buf(),
-                    offset,
-                    bytes,
-                    kind,
-                };
+                let next = current.reader.offset();
+                let gap = damage_gap(&current.path, kind, offset, resumable, next, current.len);
                 if current.newest {
                     current.pending.push(gap);
                 } else {
@@ -244,12 +245,22 @@ impl Walker {
                 }
             }
             Step::End => {
-                if let Some(first) = current.pending.first() {
+                match (
+                    current.pending.first(),
+                    classify_tail(&current.pending, current.len),
+                ) {
+                    (None, _) => {}
                     // One torn tail, from the first damage on.
-                    f(Event::TornTail(JournalGap {
-                        bytes: current.len.saturating_sub(first.offset),
+                    (Some(first), Tail::Torn { from, .. }) => f(Event::TornTail(JournalGap {
+                        offset: from,
+                        bytes: current.len.saturating_sub(from),
                         ..first.clone()
-                    }));
+                    })),
+                    (Some(_), Tail::Gap) => {
+                        for gap in current.pending.drain(..) {
+                            f(Event::Gap(gap));
+                        }
+                    }
                 }
                 let (index, len) = (current.index, current.len);
                 f(Event::SegmentDone {
