@@ -208,24 +208,26 @@ impl Journal {
         state.known.iter().map(|(&id, k)| (id, k.commit)).collect()
     }
 
-    /// Retention is about to delete a segment whose highest stamp is `last_stamp`, holding
-    /// `unread` messages above each receiver's commit: the counts are added to each name's
-    /// `expired` and written (an `Expired` record with the new total) before the file goes, so
-    /// that a crash in between overstates a loss rather than hides one.
+    /// Retention is about to delete a segment holding `unread` messages above each
+    /// receiver's commit: the counts are added to each name's `expired` and written (an
+    /// `Expired` record with the new total) before the file goes, so that a crash in between
+    /// overstates a loss rather than hides one. [`deleted_through`](Self::deleted_through)
+    /// follows once the file is gone.
     pub(crate) fn expire(
         &self,
         unread: &std::collections::HashMap<JournalId, u64>,
-        last_stamp: u64,
     ) -> io::Result<()> {
         let mut state = self.state.lock();
         let mut records = std::mem::take(&mut state.scratch);
         records.clear();
+        let mut totals = Vec::new();
         for (&id, &count) in unread {
-            if let Some(known) = state.known.get_mut(&id) {
-                known.expired += count;
+            if let Some(known) = state.known.get(&id) {
+                let total = known.expired + count;
+                totals.push((id, total));
                 let entry = Entry::Expired {
                     receiver: id,
-                    count: known.expired,
+                    count: total,
                 };
                 frame::append_entry(&mut records, &entry);
             }
@@ -236,8 +238,24 @@ impl Journal {
             state.append(&records, self.durability, &self.tail)
         };
         state.scratch = records;
-        state.oldest = state.oldest.max(last_stamp + 1);
+        // Counted only once on record: a failed write leaves the segment in place, to be
+        // counted again on the next try.
+        if written.is_ok() {
+            for (id, total) in totals {
+                if let Some(known) = state.known.get_mut(&id) {
+                    known.expired = total;
+                }
+            }
+        }
         written
+    }
+
+    /// Retention deleted the segment whose highest stamp is `last_stamp`: replays and rewinds
+    /// can no longer reach below it. Called only once the file is gone, so that a segment
+    /// whose deletion failed is never both reported expired and replayed.
+    pub(crate) fn deleted_through(&self, last_stamp: u64) {
+        let mut state = self.state.lock();
+        state.oldest = state.oldest.max(last_stamp + 1);
     }
 
     /// Where the journal ends now.

@@ -119,9 +119,10 @@ pub(crate) fn enforce(journal: &Journal, config: RetentionConfig) {
         // The loss is on record before the file goes (see `Journal::expire`), and so is what
         // it held, for live receivers reading their backlog (see `super::tail`).
         journal.tail.deleting(index, held);
-        if journal.expire(&unread, last_stamp).is_err() || std::fs::remove_file(&path).is_err() {
+        if journal.expire(&unread).is_err() || std::fs::remove_file(&path).is_err() {
             break;
         }
+        journal.deleted_through(last_stamp);
         let _ = segments::sync_dir(journal.dir());
         total = total.saturating_sub(bytes);
     }
