@@ -197,3 +197,94 @@ fn a_lagging_backlog_that_retention_deletes_is_counted_as_expired() {
     assert!(values.windows(2).all(|w| w[0] < w[1]), "in order");
     assert_eq!(values.last(), Some(&(n - 1)), "the newest are still there");
 }
+
+/// Flips a byte of the `Data` record stamped `stamp`: its last (in the payload) if `payload`,
+/// else the top byte of its length.
+fn damage_record(dir: &std::path::Path, stamp: usize, payload: bool) {
+    use clocked_dispatch::journal::inspect::{self, Item, RecordKind};
+    use std::io::{Read, Seek, SeekFrom, Write};
+    for item in inspect::records(dir).unwrap() {
+        if let Item::Record(record) = item {
+            if matches!(record.kind, RecordKind::Data { stamp: s, .. } if s == stamp) {
+                let mut file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&record.segment)
+                    .unwrap();
+                let at = if payload {
+                    record.offset + record.len - 1
+                } else {
+                    record.offset + 3
+                };
+                let mut byte = [0u8];
+                file.seek(SeekFrom::Start(at)).unwrap();
+                file.read_exact(&mut byte).unwrap();
+                file.seek(SeekFrom::Start(at)).unwrap();
+                file.write_all(&[byte[0] ^ 0x55]).unwrap();
+                return;
+            }
+        }
+    }
+    panic!("no record stamped {stamp}");
+}
+
+/// Sends 0..2000 to a receiver with an inbox of 4, damages the record of value 1000 (journal
+/// only by then), and reads everything: (values, fault kinds), checking stamps increase and
+/// that the reader does not hang.
+fn read_past_damage(payload: bool) -> (Vec<u64>, Vec<FaultKind>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Builder::new()
+        .bound(16)
+        .inbox_capacity(4)
+        .journal(dir.path())
+        .build_journaled::<u64>()
+        .unwrap();
+    let (tx, rx) = d.new("tx", "rx");
+    let n = 2_000u64;
+    for v in 0..n {
+        tx.send(v).unwrap();
+    }
+    tx.flush().unwrap();
+    // Stamp 1001 (value 1000) is journal-only: the inbox holds 4.
+    damage_record(dir.path(), 1001, payload);
+    drop(tx);
+    let reader = std::thread::spawn(move || {
+        let mut values = Vec::new();
+        let mut faults = Vec::new();
+        let mut last = 0;
+        loop {
+            match rx.recv_checked() {
+                Ok((value, stamp)) => {
+                    assert!(stamp > last, "stamp {stamp} after {last}");
+                    last = stamp;
+                    values.extend(value);
+                }
+                Err(RecvCheckedError::Spill(fault)) => faults.push(fault.kind),
+                Err(RecvCheckedError::Disconnected) => return (values, faults),
+            }
+        }
+    });
+    let deadline = Instant::now() + PATIENCE;
+    while !reader.is_finished() {
+        assert!(Instant::now() < deadline, "the reader hangs on the damage");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    reader.join().unwrap()
+}
+
+#[test]
+fn a_bad_checksum_in_a_journal_only_stretch_loses_that_message_only() {
+    let (values, faults) = read_past_damage(true);
+    assert_eq!(faults, vec![FaultKind::Checksum], "reported once");
+    let expected: Vec<u64> = (0..2000).filter(|&v| v != 1000).collect();
+    assert_eq!(values, expected, "only the damaged message is lost");
+}
+
+#[test]
+fn a_bad_length_in_a_journal_only_stretch_is_reported_once_without_a_hang() {
+    let (values, faults) = read_past_damage(false);
+    assert_eq!(faults.len(), 1, "reported once: {faults:?}");
+    assert!(matches!(faults[0], FaultKind::BadLength(_)), "{faults:?}");
+    // The rest of the segment cannot be framed: what came before the damage, in order.
+    assert_eq!(values, (0..1000).collect::<Vec<_>>());
+}

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 
 use super::{Engine, Held};
 use crate::journal::frame::{self, Entry, JournalId};
-use crate::journal::log::{Change, Journal, Position};
+use crate::journal::log::{Change, Journal, Written};
 use crate::journal::replay::Plan;
 use crate::journal::Durability;
 use crate::registry::ReceiverId;
@@ -63,7 +63,7 @@ pub(crate) struct EngineJournal<T> {
     staged: Vec<(usize, Held<T>, Option<u64>, bool)>,
     /// While a written batch is delivered: where it starts in the journal, for a message that
     /// is in it (see `delivery`).
-    pub(super) releasing: Option<Position>,
+    pub(super) releasing: Option<Written>,
     /// Journal id of each receiver slot.
     ids: Vec<Option<JournalId>>,
     /// The slot of each journal id's latest receiver.

@@ -14,8 +14,11 @@
 //!   covering it is published.
 //! * `read`: the reader has returned every journal-only message stamped `<= read`. Stored by
 //!   the reader (`Release`) when its tail reports the stretch read.
-//! * `start`: where a stretch begins (the open segment, the batch's offset), left by the
-//!   dispatcher when the stretch starts and taken by the reader when it starts reading it.
+//! * `handoff` (a mutex): where a stretch begins (the open segment, the batch's offset), left
+//!   by the dispatcher when the stretch starts and taken by the reader when it starts reading
+//!   it; and `end`, where the journal ended after the latest journal-only message's batch, so
+//!   that the reader never reads a record that is not whole (see [`crate::journal::tail`]).
+//!   Both are stored before `through`; the reader takes them after loading it.
 //!
 //! # Dispatcher (`push_or_lag`, for a message already in the journal)
 //!
@@ -52,7 +55,7 @@ use std::sync::Arc;
 
 use super::{InboxReader, InboxWriter, Polled, PushError, Pushed, Stamped};
 use crate::journal::frame::JournalId;
-use crate::journal::log::{Journal, Position};
+use crate::journal::log::{Journal, Position, Written};
 use crate::journal::tail::{Tail, TailStart, Tailed};
 use crate::spill::codec::DecodeFn;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -66,12 +69,22 @@ const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_micros(200)
 pub(crate) struct LagShared {
     through: AtomicUsize,
     read: AtomicUsize,
-    start: Mutex<Option<TailStart>>,
+    handoff: Mutex<Handoff>,
     journal: Arc<Journal>,
     id: JournalId,
     /// Messages left only in the journal, and read back from it, so far (for status).
     lagged: AtomicU64,
     read_back: AtomicU64,
+}
+
+/// What the dispatcher leaves the reader with each journal-only message, under a mutex: the
+/// reader takes it after loading `through`, so it is at least as new as that `through`.
+struct Handoff {
+    /// A new stretch's start, until the reader takes it.
+    start: Option<TailStart>,
+    /// Where the journal ended after the batch of the latest journal-only message: the tail
+    /// never reads past it (every record before it is whole).
+    end: Position,
 }
 
 impl LagShared {
@@ -80,7 +93,13 @@ impl LagShared {
         Arc::new(LagShared {
             through: AtomicUsize::new(0),
             read: AtomicUsize::new(0),
-            start: Mutex::new(None),
+            handoff: Mutex::new(Handoff {
+                start: None,
+                end: Position {
+                    segment: 0,
+                    offset: 0,
+                },
+            }),
             journal,
             id,
             lagged: AtomicU64::new(0),
@@ -145,8 +164,9 @@ impl LagWriter {
         self.lagging
     }
 
-    /// Leaves the message stamped `stamp` in the journal only.
-    fn extend(&mut self, stamp: usize) {
+    /// Leaves the message stamped `stamp`, written before `end`, in the journal only.
+    fn extend(&mut self, stamp: usize, end: Position) {
+        self.shared.handoff.lock().end = end;
         self.through = stamp;
         self.shared.lagged.fetch_add(1, Ordering::Relaxed);
         self.shared.through.store(stamp, Ordering::Release);
@@ -161,7 +181,7 @@ impl<T> InboxWriter<T> {
     pub(crate) fn push_or_lag(
         &mut self,
         item: Stamped<T>,
-        at: Position,
+        at: Written,
     ) -> Result<Pushed, PushError<T>> {
         let Some(lag) = self.lag.as_mut() else {
             return self.try_push(item);
@@ -170,7 +190,7 @@ impl<T> InboxWriter<T> {
             if !self.flags.receiver_alive() {
                 return Err(PushError::Gone(item));
             }
-            lag.extend(item.1);
+            lag.extend(item.1, at.end);
             return Ok(Pushed::Journal);
         }
         let item = match self.try_push(item) {
@@ -180,11 +200,11 @@ impl<T> InboxWriter<T> {
         let Some(lag) = self.lag.as_mut() else {
             return Err(PushError::Full(item));
         };
-        match TailStart::open(lag.shared.journal.dir(), at) {
+        match TailStart::open(lag.shared.journal.dir(), at.start) {
             Ok(start) => {
-                *lag.shared.start.lock() = Some(start);
+                lag.shared.handoff.lock().start = Some(start);
                 lag.lagging = true;
-                lag.extend(item.1);
+                lag.extend(item.1, at.end);
                 Ok(Pushed::Journal)
             }
             // The segment cannot be opened: wait for room, as without a journal.
@@ -227,25 +247,29 @@ impl<T> InboxReader<T> {
         let shared = &lag.shared;
         let signals = &shared.journal.tail;
         let mut tail = lag.tail.borrow_mut();
-        if lag.between.replace(false) {
-            // Either the stretch read last goes on (no new start) or a new one began, whose
-            // start was left before the `through` we loaded was stored.
-            if let Some(start) = shared.start.lock().take() {
-                *tail = Some(Tail::new(
-                    shared.journal.dir(),
-                    shared.id,
-                    lag.decode,
-                    start,
-                    signals,
-                ));
+        let end = {
+            let mut handoff = shared.handoff.lock();
+            if lag.between.replace(false) {
+                // Either the stretch read last goes on (no new start) or a new one began,
+                // whose start was left before the `through` we loaded was stored.
+                if let Some(start) = handoff.start.take() {
+                    *tail = Some(Tail::new(
+                        shared.journal.dir(),
+                        shared.id,
+                        lag.decode,
+                        start,
+                        signals,
+                    ));
+                }
             }
-        }
+            handoff.end
+        };
         let Some(reading) = tail.as_mut() else {
             // Unreachable by the protocol above; nothing is safer than a watermark.
             return Some(Polled::Empty);
         };
         let after = self.last_seen.get() as u64;
-        match reading.next(after, through as u64, signals) {
+        match reading.next(after, through as u64, end, signals) {
             Tailed::Data(value, stamp) => {
                 shared.read_back.fetch_add(1, Ordering::Relaxed);
                 self.saw(stamp);
@@ -257,7 +281,6 @@ impl<T> InboxReader<T> {
                     .fetch_add(fault.messages_lost, Ordering::Relaxed);
                 Some(Polled::Fault(fault))
             }
-            Tailed::NotYet => Some(Polled::Empty),
             Tailed::Through => {
                 // The tail stays open: if the dispatcher is still lagging, `through` moves on
                 // and the same tail reads on; a new stretch hands a new start.

@@ -31,6 +31,13 @@ pub(crate) struct Position {
     pub(crate) offset: u64,
 }
 
+/// Where a batch's records were written: from `start` to `end`, in one segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) start: Position,
+    pub(crate) end: Position,
+}
+
 /// A change to the receiver table that a batch's records announce.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Change {
@@ -268,13 +275,13 @@ impl Journal {
     /// full. `records` is emptied either way. On a failed write the segment is cut back to its
     /// last whole record and the write tried once more in a fresh segment; if that fails too,
     /// `changes` are not applied (the records announcing them are not in the journal, so no
-    /// later checkpoint may claim them). Returns where the records start.
+    /// later checkpoint may claim them). Returns where the records start and end.
     pub(crate) fn write(
         &self,
         records: &mut Vec<u8>,
         changes: &[Change],
         clock: u64,
-    ) -> Result<Position, io::ErrorKind> {
+    ) -> Result<Written, io::ErrorKind> {
         let mut state = self.state.lock();
         let mut start = state.position;
         let result = if records.is_empty() {
@@ -289,6 +296,7 @@ impl Journal {
             }
         };
         records.clear();
+        let end = state.position;
         if result.is_ok() {
             for change in changes {
                 let Change::Open(id) = *change;
@@ -304,7 +312,9 @@ impl Journal {
                 }
             }
         }
-        result.map(|()| start).map_err(|e| e.kind())
+        result
+            .map(|()| Written { start, end })
+            .map_err(|e| e.kind())
     }
 
     /// Records that receiver `id` has processed everything up to `stamp`, durably per the

@@ -9,13 +9,18 @@
 //! across segment files, returning the messages that are the receiver's: `Data` for its
 //! journal id and every `Broadcast` (a live receiver is open for all of them).
 //!
-//! # Why the reader never sees a half-written record it needs
+//! # Why the reader never sees a half-written record
 //!
-//! Every record stamped `<= through` was written (one `write` that returned) before
-//! `through` was stored, and the journal is in stamp order. A tail asked for messages up to
-//! `through` stops as soon as it has read a record stamped `through` or later, so it never
-//! parses past the end of what was complete when it loaded `through`. Running into the end of
-//! a segment before that means the rest is in the next segment.
+//! With each journal-only message the dispatcher also leaves `end`, where the journal ended
+//! once the batch holding it was written (one `write` that returned). Every record before
+//! `end` is whole, and a tail never reads past it (`Read::take`); the journal is in stamp
+//! order, so a tail asked for messages up to `through` stops at `end` or at the first record
+//! stamped above `through` (which it leaves unread, for the next call), whichever comes
+//! first. Running into the end of a segment before `end` means the rest is in the next one.
+//!
+//! Damage is reported once and never read twice: a record with a bad checksum is skipped; a
+//! record that cannot be framed loses the rest of its segment (up to `end`), and the tail
+//! goes on in the next segment or at `end`.
 //!
 //! Two things can change files under a reader, and each has its signal in [`TailSignals`]:
 //!
@@ -32,7 +37,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -105,6 +110,11 @@ impl TailStart {
     }
 }
 
+/// Whether position `a` comes before position `b` in the journal.
+fn before(a: Position, b: Position) -> bool {
+    (a.segment, a.offset) < (b.segment, b.offset)
+}
+
 /// What the next step of a tail found.
 pub(crate) enum Tailed<T> {
     Data(T, usize),
@@ -112,9 +122,6 @@ pub(crate) enum Tailed<T> {
     Fault(SpillFault),
     /// Every record up to the stamp asked for is read.
     Through,
-    /// The records up to the stamp asked for are not all readable yet (only after damage
-    /// hid the last of them): look again later.
-    NotYet,
 }
 
 /// A receiver's reading position in the journal.
@@ -127,10 +134,12 @@ pub(crate) struct Tail<T> {
     /// Where the next record starts in `segment`.
     offset: u64,
     body: Vec<u8>,
-    /// The highest stamp of any record read.
-    scanned: u64,
     /// The journal's cut count when this tail last (re)filled its buffer.
     cuts_seen: u64,
+    /// A fault found while moving on, to report next.
+    pending: Option<SpillFault>,
+    /// The file must be opened again at `offset` before the next read.
+    reopen: bool,
 }
 
 impl<T> Tail<T> {
@@ -150,69 +159,101 @@ impl<T> Tail<T> {
             input: BufReader::with_capacity(64 << 10, start.file),
             offset: start.at.offset,
             body: Vec::new(),
-            scanned: 0,
             cuts_seen: signals.cuts.load(Ordering::Acquire),
+            pending: None,
+            reopen: false,
         };
-        tail.seek();
+        if let Err(kind) = tail.seek() {
+            tail.pending = Some(tail.fault_at(FaultKind::Io(kind), 0));
+        }
         tail
     }
 
     /// Drops what is buffered and reads on from `offset`.
-    fn seek(&mut self) -> bool {
-        self.input.seek(SeekFrom::Start(self.offset)).is_ok()
+    fn seek(&mut self) -> Result<(), std::io::ErrorKind> {
+        self.input
+            .seek(SeekFrom::Start(self.offset))
+            .map(drop)
+            .map_err(|e| e.kind())
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            segment: self.segment,
+            offset: self.offset,
+        }
     }
 
     /// The next message for the receiver stamped in `(after, through]`, or
-    /// [`Tailed::Through`] once every record up to `through` is read.
-    pub(crate) fn next(&mut self, after: u64, through: u64, signals: &TailSignals) -> Tailed<T> {
+    /// [`Tailed::Through`] once every record up to `through` is read. `end` is where the
+    /// journal ended after the batch holding `through` was written (or later): every record
+    /// before it is whole, and nothing past it is read.
+    pub(crate) fn next(
+        &mut self,
+        after: u64,
+        through: u64,
+        end: Position,
+        signals: &TailSignals,
+    ) -> Tailed<T> {
+        if let Some(fault) = self.pending.take() {
+            return Tailed::Fault(fault);
+        }
         loop {
-            if self.scanned >= through {
+            if !before(self.position(), end) {
                 return Tailed::Through;
+            }
+            if self.reopen {
+                if let Err(found) = self.reopen(end, signals) {
+                    return found;
+                }
+                continue;
             }
             let cuts = signals.cuts.load(Ordering::Acquire);
             if cuts != self.cuts_seen {
                 self.cuts_seen = cuts;
-                if !self.seek() {
-                    return self.io_fault(std::io::ErrorKind::Other);
+                if let Err(kind) = self.seek() {
+                    return self.skip_to(end, signals, FaultKind::Io(kind));
                 }
             }
-            let path_offset = self.offset;
-            match frame::read_body(&mut self.input, &mut self.body) {
+            let record_at = self.offset;
+            let limit = if self.segment == end.segment {
+                end.offset - self.offset
+            } else {
+                u64::MAX
+            };
+            match frame::read_body(&mut (&mut self.input).take(limit), &mut self.body) {
                 Ok(len) => self.offset += len,
-                // The end of this segment, or of what was written whole: what is still to
-                // read is in a later segment.
-                Err(Bad::End)
-                | Err(Bad::Damaged {
-                    kind: FaultKind::Truncated,
-                    ..
-                }) => match self.next_segment(signals) {
-                    Ok(None) => continue,
-                    Ok(Some(fault)) => return Tailed::Fault(fault),
-                    Err(NoSegment) => {
-                        // Nothing after this segment although records up to `through` are
-                        // not all read: the last of them was damaged. Read again from here
-                        // when more is written.
-                        self.offset = path_offset;
-                        self.seek();
-                        return Tailed::NotYet;
+                // The end of a segment before `end`: the rest is in the next one.
+                Err(Bad::End) if self.segment < end.segment => {
+                    match self.next_segment(end, signals) {
+                        Ok(None) => continue,
+                        Ok(Some(fault)) => return Tailed::Fault(fault),
+                        Err(kind) => return self.skip_to(end, signals, kind),
                     }
-                },
-                Err(Bad::Damaged { kind, resumable }) => {
-                    if resumable {
-                        self.offset += (frame::HEAD_LEN + self.body.len()) as u64;
-                    } else if let Err(NoSegment) = self.next_segment(signals) {
-                        self.offset = path_offset;
-                        self.seek();
-                    }
+                }
+                Err(Bad::Damaged {
+                    kind,
+                    resumable: true,
+                }) => {
+                    self.offset += (frame::HEAD_LEN + self.body.len()) as u64;
                     return self.fault(kind, 0);
                 }
+                // Cannot be framed (or ends before `end` says it should): the rest of this
+                // segment, up to `end`, is lost.
+                Err(Bad::End) => return self.skip_to(end, signals, FaultKind::Truncated),
+                Err(Bad::Damaged { kind, .. }) => return self.skip_to(end, signals, kind),
             }
             let entry = match frame::parse(&self.body) {
                 Ok(entry) => entry,
                 Err(kind) => return self.fault(kind, 0),
             };
-            if let Some(stamp) = entry.stamp() {
-                self.scanned = self.scanned.max(stamp);
+            if entry.stamp().is_some_and(|stamp| stamp > through) {
+                // Past the stretch asked for: leave it for the next call.
+                self.offset = record_at;
+                return match self.seek() {
+                    Ok(()) => Tailed::Through,
+                    Err(kind) => self.skip_to(end, signals, FaultKind::Io(kind)),
+                };
             }
             let (stamp, payload) = match entry {
                 Entry::Data {
@@ -223,7 +264,7 @@ impl<T> Tail<T> {
                 Entry::Broadcast { stamp, payload } => (stamp, payload),
                 _ => continue,
             };
-            if stamp <= after || stamp > through {
+            if stamp <= after {
                 continue;
             }
             let stamp = usize::try_from(stamp).unwrap_or(usize::MAX);
@@ -234,45 +275,103 @@ impl<T> Tail<T> {
         }
     }
 
-    /// Moves to the oldest segment after this one; a fault if retention deleted some in
-    /// between.
-    fn next_segment(&mut self, signals: &TailSignals) -> Result<Option<SpillFault>, NoSegment> {
-        let listed = segments::list(&self.dir).map_err(|_| NoSegment)?;
-        let (index, path) = listed
-            .into_iter()
-            .find(|(index, _)| *index > self.segment)
-            .ok_or(NoSegment)?;
-        let file = File::open(&path).map_err(|_| NoSegment)?;
-        let skipped = self.segment + 1..index;
-        self.segment = index;
-        self.input = BufReader::with_capacity(64 << 10, file);
-        self.offset = segments::MAGIC.len() as u64;
-        if !self.seek() {
-            return Err(NoSegment);
+    /// Damage that cannot be read past: reports `kind` and goes on after it, in the next
+    /// segment (or at `end` if this segment is `end`'s), so a fault is reported once.
+    fn skip_to(&mut self, end: Position, signals: &TailSignals, kind: FaultKind) -> Tailed<T> {
+        let fault = self.fault_at(kind, 0);
+        if self.segment < end.segment {
+            match self.next_segment(end, signals) {
+                Ok(expired) => self.pending = expired,
+                Err(_) => self.jump(end),
+            }
+        } else {
+            self.jump(end);
         }
-        if skipped.is_empty() {
-            return Ok(None);
-        }
-        let lost = signals.lost(self.id, skipped.start, skipped.end);
-        Ok(Some(SpillFault {
-            kind: FaultKind::Expired,
-            segment: self.dir.join(segments::file_name(skipped.start)),
-            messages_lost: lost,
-        }))
+        Tailed::Fault(fault)
     }
 
-    fn fault(&self, kind: FaultKind, messages_lost: u64) -> Tailed<T> {
-        Tailed::Fault(SpillFault {
+    /// Gives up on everything before `end`: the file is opened there again before the next
+    /// read (the buffer holds bytes from before the damage).
+    fn jump(&mut self, end: Position) {
+        self.segment = end.segment;
+        self.offset = end.offset;
+        self.reopen = true;
+    }
+
+    /// Opens the file of `segment` again at `offset`.
+    fn reopen(&mut self, end: Position, signals: &TailSignals) -> Result<(), Tailed<T>> {
+        let path = self.dir.join(segments::file_name(self.segment));
+        match File::open(&path) {
+            Ok(file) => {
+                self.input = BufReader::with_capacity(64 << 10, file);
+                self.reopen = false;
+                self.seek()
+                    .map_err(|kind| self.fault(FaultKind::Io(kind), 0))
+            }
+            // Deleted by retention meanwhile: go on with the next segment that exists.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.segment < end.segment => {
+                self.reopen = false;
+                match self.next_segment(end, signals) {
+                    Ok(None) => Ok(()),
+                    Ok(Some(fault)) => Err(Tailed::Fault(fault)),
+                    Err(kind) => {
+                        self.reopen = true;
+                        Err(self.fault(kind, 0))
+                    }
+                }
+            }
+            Err(e) => Err(self.fault(FaultKind::Io(e.kind()), 0)),
+        }
+    }
+
+    /// Moves to the oldest segment after this one that still exists (up to `end`'s); a fault
+    /// if retention deleted some in between.
+    fn next_segment(
+        &mut self,
+        end: Position,
+        signals: &TailSignals,
+    ) -> Result<Option<SpillFault>, FaultKind> {
+        // Retention may delete a segment between the listing and the open: list again then.
+        for _ in 0..8 {
+            let listed = segments::list(&self.dir).map_err(|e| FaultKind::Io(e.kind()))?;
+            let Some((index, path)) = listed
+                .into_iter()
+                .find(|(index, _)| *index > self.segment && *index <= end.segment)
+            else {
+                return Err(FaultKind::Io(std::io::ErrorKind::NotFound));
+            };
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(FaultKind::Io(e.kind())),
+            };
+            let skipped = self.segment + 1..index;
+            self.segment = index;
+            self.input = BufReader::with_capacity(64 << 10, file);
+            self.offset = segments::MAGIC.len() as u64;
+            self.seek().map_err(FaultKind::Io)?;
+            if skipped.is_empty() {
+                return Ok(None);
+            }
+            let lost = signals.lost(self.id, skipped.start, skipped.end);
+            return Ok(Some(SpillFault {
+                kind: FaultKind::Expired,
+                segment: self.dir.join(segments::file_name(skipped.start)),
+                messages_lost: lost,
+            }));
+        }
+        Err(FaultKind::Io(std::io::ErrorKind::NotFound))
+    }
+
+    fn fault_at(&self, kind: FaultKind, messages_lost: u64) -> SpillFault {
+        SpillFault {
             kind,
             segment: self.dir.join(segments::file_name(self.segment)),
             messages_lost,
-        })
+        }
     }
 
-    fn io_fault(&self, kind: std::io::ErrorKind) -> Tailed<T> {
-        self.fault(FaultKind::Io(kind), 0)
+    fn fault(&self, kind: FaultKind, messages_lost: u64) -> Tailed<T> {
+        Tailed::Fault(self.fault_at(kind, messages_lost))
     }
 }
-
-/// No later segment to move to.
-struct NoSegment;
