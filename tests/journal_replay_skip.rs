@@ -31,22 +31,24 @@ fn segments_wholly_below_the_commit_are_not_read_by_a_replay() {
     {
         let d = open(dir.path());
         let (tx, rx) = d.new("tx", "rx");
-        for v in 1..=600 {
+        for v in 1..=2000 {
             tx.send(v).unwrap();
         }
         let mut last = 0;
-        while last < 500 {
+        while last < 1900 {
             if let (Some(v), stamp) = rx.recv().unwrap() {
                 assert_eq!(v as usize, stamp);
                 last = stamp;
             }
         }
-        rx.commit(500).unwrap();
+        rx.commit(1900).unwrap();
         drop((tx, rx));
         d.join();
     }
     let files = segments(dir.path());
-    assert!(files.len() > 10, "{} segments", files.len());
+    // A segment rolls after a batch fills it: however the 2000 were batched (at most 256 per
+    // batch), the oldest segment holds stamps far below the commit.
+    assert!(files.len() >= 3, "{} segments", files.len());
     // Damage the middle of the oldest segment: a replay that read it would report it.
     let oldest = &files[0];
     let mut bytes = std::fs::read(oldest).unwrap();
@@ -72,5 +74,5 @@ fn segments_wholly_below_the_commit_are_not_read_by_a_replay() {
             Err(RecvCheckedError::Disconnected) => break,
         }
     }
-    assert_eq!(values, (501..=600).collect::<Vec<_>>());
+    assert_eq!(values, (1901..=2000).collect::<Vec<_>>());
 }

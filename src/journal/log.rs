@@ -10,11 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
+pub(crate) use super::durable::{Durable, Settled};
 use super::frame::{self, Entry, JournalId};
 use super::recover::{recover, Known};
 use super::retention::{RetentionBell, RetentionConfig};
@@ -54,6 +53,12 @@ pub(crate) struct Journal {
     pub(crate) retention_bell: std::sync::Arc<RetentionBell>,
     /// What live receivers reading their backlog from the journal need to hear.
     pub(crate) tail: TailSignals,
+    /// Taken by a receiver that syncs commits (its own and those written meanwhile): the
+    /// others queue behind it and find theirs synced (see [`Journal::sync_through`]).
+    sync_turn: Mutex<()>,
+    /// How many syncs commits took (they share them: fewer than commits when they come
+    /// together).
+    commit_syncs: std::sync::atomic::AtomicU64,
     recovered: RecoveryReport,
     /// Held until drop.
     _lock: segments::DirLock,
@@ -72,6 +77,9 @@ struct State {
     oldest: u64,
     /// Scratch for commits and checkpoints.
     scratch: Vec<u8>,
+    /// Appends so far, and how many of them are known synced.
+    appends: u64,
+    synced: u64,
 }
 
 impl Journal {
@@ -154,12 +162,16 @@ impl Journal {
                 clock,
                 oldest,
                 scratch: Vec::new(),
+                appends: 0,
+                synced: 0,
             }),
             dir,
             durability,
             retention,
             retention_bell: Default::default(),
             tail: TailSignals::default(),
+            sync_turn: Mutex::new(()),
+            commit_syncs: Default::default(),
             recovered: recovered.report,
             _lock: lock,
         })
@@ -242,7 +254,7 @@ impl Journal {
         let written = if records.is_empty() {
             Ok(())
         } else {
-            state.append(&records, self.durability, &self.tail)
+            state.append(&records, self.synced_writes(), &self.tail)
         };
         state.scratch = records;
         // Counted only once on record: a failed write leaves the segment in place, to be
@@ -287,11 +299,11 @@ impl Journal {
         let result = if records.is_empty() {
             Ok(())
         } else {
-            match state.append(records, self.durability, &self.tail) {
+            match state.append(records, self.synced_writes(), &self.tail) {
                 Ok(()) => Ok(()),
                 Err(_) => state.roll(&self.dir, self.durability).and_then(|()| {
                     start = state.position;
-                    state.append(records, self.durability, &self.tail)
+                    state.append(records, self.synced_writes(), &self.tail)
                 }),
             }
         };
@@ -368,12 +380,14 @@ impl Journal {
         let mut records = std::mem::take(&mut state.scratch);
         records.clear();
         frame::append_entry(&mut records, entry);
-        let written = state.append(&records, self.durability, &self.tail);
+        // Written now, synced below with whatever else was written meanwhile.
+        let written = state.append(&records, false, &self.tail);
         state.scratch = records;
-        written.map_err(|source| JournalError::Io {
+        let io_error = |state: &State, source| JournalError::Io {
             path: self.dir.join(segments::file_name(state.position.segment)),
             source,
-        })?;
+        };
+        written.map_err(|source| io_error(&state, source))?;
         if let Some(known) = state.known.get_mut(&id) {
             known.commit = if rewind {
                 stamp
@@ -382,6 +396,40 @@ impl Journal {
             };
             known.expired = 0;
         }
+        let mine = state.appends;
+        drop(state);
+        if self.synced_writes() {
+            self.sync_through(mine)
+                .map_err(|source| io_error(&self.state.lock(), source))?;
+        }
+        Ok(())
+    }
+
+    /// Whether this journal's writes are synced (`Batch`, `Always`).
+    fn synced_writes(&self) -> bool {
+        self.durability != Durability::None
+    }
+
+    /// Group commit for receivers' commits: makes sure append number `mine` is synced. One
+    /// thread at a time syncs, everything appended so far; a thread that gets its turn after
+    /// a sync that covered its append (another receiver's, or a batch of the dispatcher's,
+    /// which syncs the whole file) returns at once. So commits that arrive together share
+    /// one `fdatasync`, as sends do.
+    fn sync_through(&self, mine: u64) -> io::Result<()> {
+        let _turn = self.sync_turn.lock();
+        let (file, target) = {
+            let state = self.state.lock();
+            if state.synced >= mine {
+                return Ok(());
+            }
+            // Synced outside the state lock, so that the dispatcher's writes go on meanwhile.
+            (state.file.try_clone()?, state.appends)
+        };
+        file.sync_data()?;
+        self.commit_syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut state = self.state.lock();
+        state.synced = state.synced.max(target);
         Ok(())
     }
 }
@@ -390,14 +438,10 @@ impl State {
     /// Appends whole records to the current segment; on error cuts it back to where it was.
     /// The cut is signalled to tails (see [`super::tail`]) before the lock is released, so
     /// before any later batch is delivered.
-    fn append(
-        &mut self,
-        records: &[u8],
-        durability: Durability,
-        tail: &TailSignals,
-    ) -> io::Result<()> {
+    /// With `sync`, everything written to this file so far is synced too.
+    fn append(&mut self, records: &[u8], sync: bool, tail: &TailSignals) -> io::Result<()> {
         let written = self.file.write_all(records).and_then(|()| {
-            if durability != Durability::None {
+            if sync {
                 self.file.sync_data()?;
             }
             Ok(())
@@ -405,6 +449,11 @@ impl State {
         match written {
             Ok(()) => {
                 self.position.offset += records.len() as u64;
+                self.appends += 1;
+                if sync {
+                    // Earlier segments were synced when they were left (`roll`).
+                    self.synced = self.appends;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -417,6 +466,11 @@ impl State {
 
     /// Starts the next segment, with a checkpoint of what is known now.
     fn roll(&mut self, dir: &Path, durability: Durability) -> io::Result<()> {
+        if durability != Durability::None && self.synced < self.appends {
+            // Commits written here and not synced yet: a later sync is of the next file.
+            self.file.sync_data()?;
+            self.synced = self.appends;
+        }
         let index = self.position.segment + 1;
         let checkpoint = checkpoint(self.clock, &self.known);
         let (file, offset) =
@@ -469,189 +523,5 @@ fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
     out
 }
 
-/// How far the journal has settled, for senders that wait for durability.
-///
-/// The dispatcher takes intake positions in order, so "every message handled before the
-/// `n`-th is settled" is one number (`settled`); a forwarded message is settled once the clock
-/// that released it is (`settled_stamp`). A batch whose write failed is settled too, but its
-/// positions and stamps are listed in `failed`, so its waiters learn that their message was
-/// not stored.
-pub(crate) struct Durable {
-    /// Intake positions below this are settled.
-    settled: AtomicU64,
-    /// Stamps up to this are settled.
-    settled_stamp: AtomicU64,
-    failed: Mutex<Vec<Failure>>,
-    lock: Mutex<()>,
-    changed: Condvar,
-    waiting: AtomicUsize,
-    stopped: AtomicBool,
-}
-
-/// A batch whose write failed: intake positions `[from, to)` and stamps `(after, through]`.
-#[derive(Clone, Copy, Debug)]
-struct Failure {
-    from: u64,
-    to: u64,
-    after: u64,
-    through: u64,
-    kind: io::ErrorKind,
-}
-
-/// What a wait for durability found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Settled {
-    Stored,
-    Failed(io::ErrorKind),
-    /// The dispatcher stopped before settling it.
-    Stopped,
-}
-
-/// Failures older than this many are forgotten (a waiter that old has long been answered).
-const FAILURES_KEPT: usize = 1024;
-
-impl Durable {
-    fn new(stamp: usize) -> Self {
-        Durable {
-            settled: AtomicU64::new(0),
-            settled_stamp: AtomicU64::new(stamp as u64),
-            failed: Mutex::new(Vec::new()),
-            lock: Mutex::new(()),
-            changed: Condvar::new(),
-            waiting: AtomicUsize::new(0),
-            stopped: AtomicBool::new(false),
-        }
-    }
-
-    /// Dispatcher: everything before intake position `position` and up to stamp `stamp` is
-    /// settled; if `failure` is given, what was settled since the last call failed to write.
-    pub(crate) fn settle(&self, position: u64, stamp: u64, failure: Option<io::ErrorKind>) {
-        if let Some(kind) = failure {
-            let mut failed = self.failed.lock();
-            if failed.len() >= FAILURES_KEPT {
-                failed.remove(0);
-            }
-            failed.push(Failure {
-                from: self.settled.load(Ordering::Relaxed),
-                to: position,
-                after: self.settled_stamp.load(Ordering::Relaxed),
-                through: stamp,
-                kind,
-            });
-        }
-        self.settled.store(position, Ordering::Release);
-        self.settled_stamp.fetch_max(stamp, Ordering::Release);
-        self.notify();
-    }
-
-    /// How many threads wait for durability now.
-    pub(crate) fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
-    }
-
-    /// Dispatcher: it has stopped; every waiter gives up.
-    pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
-        self.notify();
-    }
-
-    fn notify(&self) {
-        // SeqCst pairs with the waiter's increment of `waiting` before its last check.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) > 0 {
-            let _guard = self.lock.lock();
-            self.changed.notify_all();
-        }
-    }
-
-    /// Waits until the message at intake position `position` is settled.
-    pub(crate) fn wait_position(&self, position: u64) -> Settled {
-        self.wait(
-            || self.settled.load(Ordering::Acquire) > position,
-            |f| (f.from..f.to).contains(&position),
-        )
-    }
-
-    /// Waits until stamp `stamp` is settled.
-    pub(crate) fn wait_stamp(&self, stamp: u64) -> Settled {
-        self.wait(
-            || self.settled_stamp.load(Ordering::Acquire) >= stamp,
-            |f| f.after < stamp && stamp <= f.through,
-        )
-    }
-
-    fn wait(&self, done: impl Fn() -> bool, hit: impl Fn(&Failure) -> bool) -> Settled {
-        if !done() {
-            self.waiting.fetch_add(1, Ordering::SeqCst);
-            let mut guard = self.lock.lock();
-            while !done() && !self.stopped.load(Ordering::Acquire) {
-                // The timeout is a backstop only; settle's notify wakes us.
-                self.changed
-                    .wait_for(&mut guard, Duration::from_millis(100));
-            }
-            drop(guard);
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            if !done() {
-                return Settled::Stopped;
-            }
-        }
-        match self.failed.lock().iter().rev().find(|f| hit(f)) {
-            Some(failure) => Settled::Failed(failure.kind),
-            None => Settled::Stored,
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn open(dir: &Path) -> Journal {
-        let retention = RetentionConfig {
-            max_bytes: u64::MAX,
-            max_age: None,
-        };
-        Journal::open(dir.to_path_buf(), Durability::None, 1 << 20, retention).unwrap()
-    }
-
-    /// A write that fails, and whose retry in a fresh segment fails too, changes nothing: the
-    /// receiver it opened stays closed (so no checkpoint claims it) and its records are not
-    /// kept for the next batch.
-    #[test]
-    fn a_failed_write_applies_no_change_and_keeps_no_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = open(dir.path());
-        let (id, new) = journal.id_for("a");
-        assert!(new);
-        let segment = journal.position().segment;
-        {
-            let mut state = journal.state.lock();
-            // Writes to the current segment fail (read-only handle); the fresh segment cannot
-            // be created (its file is already there).
-            state.file = File::open(dir.path().join(segments::file_name(segment))).unwrap();
-        }
-        std::fs::write(dir.path().join(segments::file_name(segment + 1)), b"").unwrap();
-        let mut records = Vec::new();
-        frame::append_entry(&mut records, &Entry::Open { receiver: id });
-        let result = journal.write(&mut records, &[Change::Open(id)], 7);
-        assert!(result.is_err(), "{result:?}");
-        assert!(records.is_empty(), "the failed batch's records are dropped");
-        let state = journal.state.lock();
-        assert!(!state.known[&id].open, "Open applied though not written");
-        assert_eq!(state.clock, 0, "the clock of a failed write is not taken");
-        assert_eq!(state.position.segment, segment);
-    }
-
-    #[test]
-    fn a_write_that_succeeds_applies_its_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = open(dir.path());
-        let (id, _) = journal.id_for("a");
-        let mut records = Vec::new();
-        frame::append_entry(&mut records, &Entry::Open { receiver: id });
-        journal.write(&mut records, &[Change::Open(id)], 3).unwrap();
-        let state = journal.state.lock();
-        assert!(state.known[&id].open);
-        assert_eq!(state.clock, 3);
-    }
-}
+mod tests;

@@ -38,6 +38,7 @@
 //!    there (`src/journal/tail.rs`, the handover in `src/inbox/lagging.rs`). A journaled
 //!    dispatcher has no spill, and never waits for a slow receiver.
 
+pub(crate) mod durable;
 pub(crate) mod frame;
 pub mod inspect;
 pub(crate) mod log;

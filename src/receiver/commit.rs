@@ -13,7 +13,9 @@ impl<T> ClockedReceiver<T> {
     ///
     /// The commit is written to the journal and, under
     /// [`Durability::Batch`](crate::Durability::Batch) and `Always`, synced before this
-    /// returns. A commit below an earlier one changes nothing.
+    /// returns. Commits share syncs (group commit): receivers committing at the same time
+    /// wait for one `fdatasync` between them, and a dispatcher batch synced meanwhile covers
+    /// them too. A commit below an earlier one changes nothing.
     ///
     /// # Errors
     ///
