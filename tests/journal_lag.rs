@@ -38,15 +38,21 @@ fn read_values(rx: &ClockedReceiver<u64>, count: usize, mut pause: impl FnMut(us
     values
 }
 
+/// A journaled dispatcher whose receivers hold 4 messages in memory: the rest of a backlog
+/// is read back from the journal.
+fn lagging(dir: &std::path::Path) -> clocked_dispatch::Dispatcher<u64> {
+    Builder::new()
+        .bound(16)
+        .inbox_capacity(4)
+        .journal(dir)
+        .build_journaled::<u64>()
+        .unwrap()
+}
+
 #[test]
 fn a_receiver_that_does_not_read_stalls_nobody_and_gets_everything_later() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Builder::new()
-        .bound(16)
-        .inbox_capacity(4)
-        .journal(dir.path())
-        .build_journaled::<u64>()
-        .unwrap();
+    let d = lagging(dir.path());
     let (tx_slow, slow) = d.new("tx_slow", "slow");
     let (tx_fast, fast) = d.new("tx_fast", "fast");
     let n = 20_000u64;
@@ -233,12 +239,7 @@ fn damage_record(dir: &std::path::Path, stamp: usize, payload: bool) {
 /// that the reader does not hang.
 fn read_past_damage(payload: bool) -> (Vec<u64>, Vec<FaultKind>) {
     let dir = tempfile::tempdir().unwrap();
-    let d = Builder::new()
-        .bound(16)
-        .inbox_capacity(4)
-        .journal(dir.path())
-        .build_journaled::<u64>()
-        .unwrap();
+    let d = lagging(dir.path());
     let (tx, rx) = d.new("tx", "rx");
     let n = 2_000u64;
     for v in 0..n {
