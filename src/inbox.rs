@@ -288,7 +288,9 @@ impl<T> InboxWriter<T> {
     /// Pushes without blocking. A spilling inbox is never `Full`; a journaled one is while
     /// its reader has not read what it was left in the journal.
     pub(crate) fn try_push(&mut self, item: Stamped<T>) -> Result<Pushed, PushError<T>> {
-        if self.lagging() {
+        // Journaled only (one load of a field otherwise): a stretch not yet read keeps memory
+        // closed.
+        if self.lag.is_some() && self.lagging() {
             return Err(PushError::Full(item));
         }
         if let Some(spill) = self.spill.as_mut() {

@@ -33,8 +33,9 @@ impl<T> Engine<T> {
             self.delivered.push(to);
         }
         // Journaled and in the journal: a full inbox's reader reads it back from there.
-        let pushed = match self.journal.as_ref().and_then(|journal| journal.releasing) {
-            Some(at) => inbox.push_or_lag((value, stamp), at),
+        let releasing = self.journal.as_ref().and_then(|j| j.releasing.as_ref());
+        let pushed = match releasing {
+            Some(at) => inbox.push_or_lag((value, stamp), *at),
             None => inbox.try_push((value, stamp)),
         };
         let gone = match pushed {

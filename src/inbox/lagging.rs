@@ -213,6 +213,7 @@ impl<T> InboxWriter<T> {
     }
 
     /// Whether a journal-only stretch is open and not yet read.
+    #[cold]
     pub(super) fn lagging(&mut self) -> bool {
         self.lag.as_mut().is_some_and(LagWriter::still_lagging)
     }
