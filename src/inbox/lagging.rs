@@ -85,6 +85,10 @@ struct Handoff {
     /// Where the journal ended after the batch of the latest journal-only message: the tail
     /// never reads past it (every record before it is whole).
     end: Position,
+    /// That message's stamp, and how many messages had been left in the journal with it: a
+    /// stretch read through `stamp` has taken (read or been told lost) `lagged` in all.
+    stamp: usize,
+    lagged: u64,
 }
 
 impl LagShared {
@@ -99,6 +103,8 @@ impl LagShared {
                     segment: 0,
                     offset: 0,
                 },
+                stamp: 0,
+                lagged: 0,
             }),
             journal,
             id,
@@ -166,9 +172,14 @@ impl LagWriter {
 
     /// Leaves the message stamped `stamp`, written before `end`, in the journal only.
     fn extend(&mut self, stamp: usize, end: Position) {
-        self.shared.handoff.lock().end = end;
+        let lagged = self.shared.lagged.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut handoff = self.shared.handoff.lock();
+            handoff.end = end;
+            handoff.stamp = stamp;
+            handoff.lagged = lagged;
+        }
         self.through = stamp;
-        self.shared.lagged.fetch_add(1, Ordering::Relaxed);
         self.shared.through.store(stamp, Ordering::Release);
     }
 }
@@ -248,7 +259,7 @@ impl<T> InboxReader<T> {
         let shared = &lag.shared;
         let signals = &shared.journal.tail;
         let mut tail = lag.tail.borrow_mut();
-        let end = {
+        let (end, settled) = {
             let mut handoff = shared.handoff.lock();
             if lag.between.replace(false) {
                 // Either the stretch read last goes on (no new start) or a new one began,
@@ -263,7 +274,10 @@ impl<T> InboxReader<T> {
                     ));
                 }
             }
-            handoff.end
+            // What the backlog count comes back to once this stretch is read (if `through`
+            // is still the latest journal-only stamp).
+            let settled = (handoff.stamp == through).then_some(handoff.lagged);
+            (handoff.end, settled)
         };
         let Some(reading) = tail.as_mut() else {
             // Unreachable by the protocol above; nothing is safer than a watermark.
@@ -283,8 +297,14 @@ impl<T> InboxReader<T> {
                 Some(Polled::Fault(fault))
             }
             Tailed::Through => {
-                // The tail stays open: if the dispatcher is still lagging, `through` moves on
-                // and the same tail reads on; a new stretch hands a new start.
+                // The tail stays (its file released): if the dispatcher is still lagging,
+                // `through` moves on and the same tail reads on; a new stretch hands a new
+                // start. Damage and deleted segments can leave losses uncounted: the backlog
+                // count is set right here.
+                reading.release();
+                if let Some(lagged) = settled {
+                    shared.read_back.fetch_max(lagged, Ordering::Relaxed);
+                }
                 lag.between.set(true);
                 lag.read.set(through);
                 shared.read.store(through, Ordering::Release);

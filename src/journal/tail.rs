@@ -130,7 +130,10 @@ pub(crate) struct Tail<T> {
     id: JournalId,
     decode: DecodeFn<T>,
     segment: u64,
-    input: BufReader<File>,
+    /// The open segment; `None` between stretches (released, so that a segment retention
+    /// deletes meanwhile does not stay on disk) or after damage: opened again at `offset`
+    /// before the next read.
+    input: Option<BufReader<File>>,
     /// Where the next record starts in `segment`.
     offset: u64,
     body: Vec<u8>,
@@ -138,8 +141,6 @@ pub(crate) struct Tail<T> {
     cuts_seen: u64,
     /// A fault found while moving on, to report next.
     pending: Option<SpillFault>,
-    /// The file must be opened again at `offset` before the next read.
-    reopen: bool,
 }
 
 impl<T> Tail<T> {
@@ -156,12 +157,11 @@ impl<T> Tail<T> {
             id,
             decode,
             segment: start.at.segment,
-            input: BufReader::with_capacity(64 << 10, start.file),
+            input: Some(BufReader::with_capacity(64 << 10, start.file)),
             offset: start.at.offset,
             body: Vec::new(),
             cuts_seen: signals.cuts.load(Ordering::Acquire),
             pending: None,
-            reopen: false,
         };
         if let Err(kind) = tail.seek() {
             tail.pending = Some(tail.fault_at(FaultKind::Io(kind), 0));
@@ -171,10 +171,19 @@ impl<T> Tail<T> {
 
     /// Drops what is buffered and reads on from `offset`.
     fn seek(&mut self) -> Result<(), std::io::ErrorKind> {
-        self.input
-            .seek(SeekFrom::Start(self.offset))
-            .map(drop)
-            .map_err(|e| e.kind())
+        match self.input.as_mut() {
+            Some(input) => input
+                .seek(SeekFrom::Start(self.offset))
+                .map(drop)
+                .map_err(|e| e.kind()),
+            // Opened (and positioned) before the next read.
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the segment between stretches; the next read opens it again by name.
+    pub(crate) fn release(&mut self) {
+        self.input = None;
     }
 
     fn position(&self) -> Position {
@@ -202,12 +211,6 @@ impl<T> Tail<T> {
             if !before(self.position(), end) {
                 return Tailed::Through;
             }
-            if self.reopen {
-                if let Err(found) = self.reopen(end, signals) {
-                    return found;
-                }
-                continue;
-            }
             let cuts = signals.cuts.load(Ordering::Acquire);
             if cuts != self.cuts_seen {
                 self.cuts_seen = cuts;
@@ -221,7 +224,13 @@ impl<T> Tail<T> {
             } else {
                 u64::MAX
             };
-            match frame::read_body(&mut (&mut self.input).take(limit), &mut self.body) {
+            let Some(input) = self.input.as_mut() else {
+                if let Err(found) = self.reopen(end, signals) {
+                    return found;
+                }
+                continue;
+            };
+            match frame::read_body(&mut input.take(limit), &mut self.body) {
                 Ok(len) => self.offset += len,
                 // The end of a segment before `end`: the rest is in the next one.
                 Err(Bad::End) if self.segment < end.segment => {
@@ -295,7 +304,7 @@ impl<T> Tail<T> {
     fn jump(&mut self, end: Position) {
         self.segment = end.segment;
         self.offset = end.offset;
-        self.reopen = true;
+        self.input = None;
     }
 
     /// Opens the file of `segment` again at `offset`.
@@ -303,22 +312,25 @@ impl<T> Tail<T> {
         let path = self.dir.join(segments::file_name(self.segment));
         match File::open(&path) {
             Ok(file) => {
-                self.input = BufReader::with_capacity(64 << 10, file);
-                self.reopen = false;
-                self.seek()
-                    .map_err(|kind| self.fault(FaultKind::Io(kind), 0))
+                self.input = Some(BufReader::with_capacity(64 << 10, file));
+                self.seek().map_err(|kind| {
+                    self.input = None;
+                    self.fault(FaultKind::Io(kind), 0)
+                })
             }
             // Deleted by retention meanwhile: go on with the next segment that exists.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.segment < end.segment => {
-                self.reopen = false;
                 match self.next_segment(end, signals) {
                     Ok(None) => Ok(()),
                     Ok(Some(fault)) => Err(Tailed::Fault(fault)),
-                    Err(kind) => {
-                        self.reopen = true;
-                        Err(self.fault(kind, 0))
-                    }
+                    Err(kind) => Err(self.fault(kind, 0)),
                 }
+            }
+            // `end`'s own segment is gone: so is everything up to `end`.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let fault = self.fault(FaultKind::Expired, 0);
+                self.offset = self.offset.max(end.offset);
+                Err(fault)
             }
             Err(e) => Err(self.fault(FaultKind::Io(e.kind()), 0)),
         }
@@ -347,7 +359,7 @@ impl<T> Tail<T> {
             };
             let skipped = self.segment + 1..index;
             self.segment = index;
-            self.input = BufReader::with_capacity(64 << 10, file);
+            self.input = Some(BufReader::with_capacity(64 << 10, file));
             self.offset = segments::MAGIC.len() as u64;
             self.seek().map_err(FaultKind::Io)?;
             if skipped.is_empty() {
