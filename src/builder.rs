@@ -312,7 +312,9 @@ impl Builder {
         self.seed = self.seed.max(journal.recovered().last_stamp);
         let codec = Codec::postcard();
         let returned = std::sync::Arc::new(parking_lot::Mutex::new(Default::default()));
-        let engine_journal = EngineJournal::new(journal.clone(), codec.encode, returned.clone());
+        let engine_journal = EngineJournal::new(journal.clone(), codec.encode, returned.clone())
+            .write_behind()
+            .map_err(JournalError::Thread)?;
         let (mut link, thread) = self
             .start_with(None, Some((journal, engine_journal)))
             .map_err(JournalError::Thread)?;

@@ -214,9 +214,14 @@ impl<T> Engine<T> {
                 Next::Control(control) => self.apply_control(control, 0),
                 Next::Data(envelope) => {
                     self.handle(envelope);
-                    for _ in 1..self.batch_limit() {
+                    let mut taken = 1;
+                    while taken < self.batch_limit() {
                         match self.data.try_recv() {
-                            Ok(envelope) => self.handle(envelope),
+                            Ok(envelope) => {
+                                self.handle(envelope);
+                                taken += 1;
+                            }
+                            Err(Taken::Empty) if self.gather_while_writing() => {}
                             Err(_) => break,
                         }
                     }
@@ -249,6 +254,12 @@ impl<T> Engine<T> {
             }
             if !backoff.is_completed() {
                 backoff.snooze();
+                continue;
+            }
+            if self.journal_in_flight() {
+                // Nothing more to stage while it is written: deliver it before sleeping.
+                self.drain_journal();
+                self.end_batch();
                 continue;
             }
             let Ok(left) = park_time(deadline) else {
@@ -308,6 +319,11 @@ impl<T> Engine<T> {
         // Journaled: written before delivered, and before the clock says it happened.
         self.settle_journal();
         self.flush_spills();
+        // A batch still being written (write-behind) is not delivered yet.
+        let stamp = match self.journal.as_ref() {
+            Some(journal) => journal.publishable(stamp),
+            None => stamp,
+        };
         if stamp > self.published {
             self.published = stamp;
             self.shared.clock.advance(stamp);
@@ -523,6 +539,7 @@ impl<T> Engine<T> {
         }
         // Journaled: the final clock (past any skipped stamps) survives a restart.
         self.stage(self.stamp.max(last_released), Held::Nothing, None);
+        self.drain_journal();
         self.publish_through(self.stamp.max(last_released), true);
         for inbox in self.slots.take_all_inboxes() {
             inbox.close(self.published);

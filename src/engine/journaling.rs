@@ -7,6 +7,14 @@
 //!                -> deliver what was staged -> publish the clock
 //! ```
 //!
+//! Under `Durability::Batch` the write and its sync run on a writer thread
+//! ([`crate::journal::write_behind`]) while the dispatcher stages the next batch: at the end
+//! of batch k+1 the dispatcher waits for batch k's write, hands k+1 to the writer, then
+//! delivers k. Batch k+1 stays in flight until the next batch is staged, or until the
+//! dispatcher finds its intake empty and would sleep (`Engine::next_message` finishes it
+//! first), but never while a close or join is pending (they need every earlier message
+//! delivered). While a batch is in flight, the clock published stops at the batch before it.
+//!
 //! A receiver joining first settles what is staged (so it never gets, live, a broadcast
 //! stamped before it joined), then learns its replay plan: its backlog is what the journal
 //! holds for its name after its last commit, up to the clock now (see
@@ -27,12 +35,17 @@ use super::{Engine, Held};
 use crate::journal::frame::{self, Entry, JournalId};
 use crate::journal::log::{Change, Journal, Written};
 use crate::journal::replay::Plan;
+use crate::journal::write_behind::WriteBehind;
 use crate::journal::Durability;
 use crate::registry::ReceiverId;
 use crate::spill::codec::EncodeFn;
 
 /// The most data messages one synced write takes.
 const SYNCED_BATCH: usize = 4096;
+
+/// How long the dispatcher sleeps at a time while it gathers a batch during a write (see
+/// [`Engine::gather_while_writing`]); a new message wakes it sooner.
+const GATHER_NAP: Duration = Duration::from_micros(50);
 
 /// The longest an `Always` batch waits for more senders before its write.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(1);
@@ -42,6 +55,26 @@ const MAX_GATHERED: usize = 4096;
 
 /// Values handed back to `Always` senders whose batch failed, by intake position.
 pub(crate) type Returned<T> = Mutex<HashMap<u64, Vec<T>>>;
+
+/// One staged message: its stamp, the message, the intake position of its `send` (if any),
+/// and whether it is in the batch's records.
+type Staged<T> = (usize, Held<T>, Option<u64>, bool);
+
+/// A batch whose records are written (or being written): delivered once the write returns.
+struct Batch<T> {
+    staged: Vec<Staged<T>>,
+    /// Intake positions before this one are in the batch or earlier.
+    handled: u64,
+    /// The highest stamp in the batch.
+    clock: u64,
+}
+
+/// The batch on the writer thread, and the clock the dispatcher may publish meanwhile.
+struct InFlight<T> {
+    batch: Batch<T>,
+    /// The clock of the batch before it (delivered, or being delivered).
+    floor: usize,
+}
 
 /// A receiver joining a journaled dispatcher: its journal id, and where to leave its plan.
 pub(crate) struct JournalJoin {
@@ -60,7 +93,19 @@ pub(crate) struct EngineJournal<T> {
     changes: Vec<Change>,
     /// This batch's messages (with the intake position of each `send`, and whether it is in
     /// the records), delivered once written.
-    staged: Vec<(usize, Held<T>, Option<u64>, bool)>,
+    staged: Vec<Staged<T>>,
+    /// `Batch`: the writer thread, the batch on it, and the clock of the last batch handed
+    /// to it (see the module doc).
+    writer: Option<WriteBehind>,
+    in_flight: Option<InFlight<T>>,
+    handed_clock: usize,
+    /// Buffers of the last batch written, for the next.
+    spare_records: Vec<u8>,
+    spare_changes: Vec<Change>,
+    spare_staged: Vec<Staged<T>>,
+    /// A batch is being delivered: a delivery that blocks (and publishes meanwhile) must not
+    /// settle another batch in the middle of this one.
+    delivering: bool,
     /// While a written batch is delivered: where it starts in the journal, for a message that
     /// is in it (see `delivery`).
     pub(super) releasing: Option<Written>,
@@ -95,6 +140,13 @@ impl<T> EngineJournal<T> {
             records: Vec::new(),
             changes: Vec::new(),
             staged: Vec::new(),
+            writer: None,
+            in_flight: None,
+            handed_clock: stamp,
+            spare_records: Vec::new(),
+            spare_changes: Vec::new(),
+            spare_staged: Vec::new(),
+            delivering: false,
             ids: Vec::new(),
             latest: Vec::new(),
             tick: None,
@@ -103,6 +155,33 @@ impl<T> EngineJournal<T> {
             sends: 0,
             siblings: 0,
             write_time: Duration::ZERO,
+        }
+    }
+
+    /// `Durability::Batch`: writes and syncs on a thread of its own while the dispatcher stages
+    /// the next batch (see [`crate::journal::write_behind`]).
+    pub(crate) fn write_behind(mut self) -> std::io::Result<Self> {
+        if self.journal.durability == Durability::Batch {
+            self.writer = Some(WriteBehind::spawn(self.journal.clone())?);
+        }
+        Ok(self)
+    }
+
+    /// While a batch is in flight, the highest stamp that may be published: its predecessor's.
+    pub(super) fn publishable(&self, stamp: usize) -> usize {
+        match &self.in_flight {
+            Some(flight) => stamp.min(flight.floor),
+            None => stamp,
+        }
+    }
+
+    /// Takes what is staged as a batch, leaving the spare buffer in its place.
+    fn take_batch(&mut self, handled: u64) -> Batch<T> {
+        let spare = std::mem::take(&mut self.spare_staged);
+        Batch {
+            staged: std::mem::replace(&mut self.staged, spare),
+            handled,
+            clock: self.stamp as u64,
         }
     }
 
@@ -187,37 +266,118 @@ impl<T> Engine<T> {
         journal.staged.push((stamp, held, position, in_journal));
     }
 
-    /// Writes what the batch staged, settles waiting senders, then delivers it.
+    /// Writes what the batch staged, settles waiting senders, then delivers it. Under
+    /// `Batch`, may leave the batch in flight on the writer thread (see the module doc).
     pub(super) fn settle_journal(&mut self) {
+        self.settle_journal_as(false);
+    }
+
+    /// As [`settle_journal`](Self::settle_journal); with `drain`, nothing is left in flight.
+    fn settle_journal_as(&mut self, drain: bool) {
+        let handled = self.handled;
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
-        journal.write_tick();
-        if journal.records.is_empty() && journal.changes.is_empty() && journal.staged.is_empty() {
-            journal
-                .journal
-                .durable
-                .settle(self.handled, journal.stamp as u64, None);
+        if journal.delivering {
             return;
         }
-        let clock = journal.stamp as u64;
-        let always = journal.journal.durability == Durability::Always;
-        let began = always.then(Instant::now);
-        let written = journal
-            .journal
-            .write(&mut journal.records, &journal.changes, clock);
-        if let Some(began) = began {
-            journal.write_time = (journal.write_time * 7 + began.elapsed()) / 8;
-            journal.siblings = journal.journal.durable.waiting();
+        journal.write_tick();
+        let has_batch = !(journal.records.is_empty()
+            && journal.changes.is_empty()
+            && journal.staged.is_empty());
+        if journal.writer.is_none() {
+            // Written here, now.
+            if !has_batch {
+                let stamp = journal.stamp as u64;
+                journal.journal.durable.settle(handled, stamp, None);
+                return;
+            }
+            let batch = journal.take_batch(handled);
+            let always = journal.journal.durability == Durability::Always;
+            let began = always.then(Instant::now);
+            let written =
+                journal
+                    .journal
+                    .write(&mut journal.records, &journal.changes, batch.clock);
+            journal.changes.clear();
+            if let Some(began) = began {
+                journal.write_time = (journal.write_time * 7 + began.elapsed()) / 8;
+                journal.siblings = journal.journal.durable.waiting();
+            }
+            journal.sends = 0;
+            self.local.journal_writes += 1;
+            self.deliver_batch(batch, written);
+            return;
         }
-        journal.sends = 0;
-        self.local.journal_writes += 1;
+        // Write-behind: the batch in flight is finished first, this one handed over, and
+        // only then is the earlier one delivered, while this one is written.
+        let finished = journal.in_flight.take().and_then(|flight| {
+            let done = journal.writer.as_mut()?.finish();
+            journal.spare_records = done.records;
+            journal.spare_changes = done.changes;
+            Some((flight.batch, done.written))
+        });
+        if has_batch {
+            let batch = journal.take_batch(handled);
+            let records = std::mem::replace(
+                &mut journal.records,
+                std::mem::take(&mut journal.spare_records),
+            );
+            let changes = std::mem::replace(
+                &mut journal.changes,
+                std::mem::take(&mut journal.spare_changes),
+            );
+            if let Some(writer) = journal.writer.as_mut() {
+                writer.start(records, changes, batch.clock);
+            }
+            journal.in_flight = Some(InFlight {
+                floor: journal.handed_clock,
+                batch,
+            });
+            journal.handed_clock = journal.stamp;
+            journal.sends = 0;
+            self.local.journal_writes += 1;
+        }
+        if let Some((batch, written)) = finished {
+            self.deliver_batch(batch, written);
+        }
+        let may_overlap = !drain && self.pending_closes.is_empty() && self.window_closes.is_empty();
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        if may_overlap {
+            return;
+        }
+        match (journal.in_flight.take(), journal.writer.as_mut()) {
+            (Some(flight), Some(writer)) => {
+                let done = writer.finish();
+                journal.spare_records = done.records;
+                journal.spare_changes = done.changes;
+                self.deliver_batch(flight.batch, done.written);
+            }
+            _ if !has_batch => {
+                let stamp = journal.stamp as u64;
+                journal.journal.durable.settle(handled, stamp, None);
+            }
+            _ => {}
+        }
+    }
+
+    /// A batch's write returned: settles its senders, then delivers it (or, if the write
+    /// failed, counts it and hands `Always` senders their values back).
+    fn deliver_batch(&mut self, batch: Batch<T>, written: Result<Written, std::io::ErrorKind>) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        let Batch {
+            mut staged,
+            handled,
+            clock,
+        } = batch;
         let (start, failure) = match written {
             Ok(start) => (Some(start), None),
             Err(kind) => (None, Some(kind)),
         };
-        journal.changes.clear();
-        let mut staged = std::mem::take(&mut journal.staged);
         if failure.is_some() {
             self.local.unjournaled += staged.len() as u64;
             if journal.journal.durability == Durability::Always {
@@ -235,7 +395,8 @@ impl<T> Engine<T> {
             staged.clear();
         }
         // Before delivery: an `Always` sender may go on as soon as its message is stored.
-        journal.journal.durable.settle(self.handled, clock, failure);
+        journal.journal.durable.settle(handled, clock, failure);
+        journal.delivering = true;
         for (stamp, held, _, encoded) in staged.drain(..) {
             if let Some(journal) = self.journal.as_mut() {
                 journal.releasing = start.filter(|_| encoded);
@@ -243,15 +404,55 @@ impl<T> Engine<T> {
             self.release(stamp, held);
         }
         if let Some(journal) = self.journal.as_mut() {
-            journal.staged = staged;
+            journal.spare_staged = staged;
             journal.releasing = None;
+            journal.delivering = false;
         }
+    }
+
+    /// Whether a batch is on the writer thread.
+    pub(super) fn journal_in_flight(&self) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|journal| journal.in_flight.is_some())
+    }
+
+    /// `Batch`, while a batch is written: whether the dispatcher should keep adding to the
+    /// next one although its intake is empty right now. Yes until that write returns (then
+    /// the next batch is handed over at once, so the writer never idles while messages
+    /// wait), unless a control message waits or the batch is full. While it waits, it sleeps
+    /// on the intake for at most [`GATHER_NAP`]: a sender rings it awake.
+    pub(super) fn gather_while_writing(&mut self) -> bool {
+        let limit = self.batch_limit();
+        let Some(journal) = self.journal.as_mut() else {
+            return false;
+        };
+        if journal.in_flight.is_none() || journal.staged.len() >= limit {
+            return false;
+        }
+        let Some(writer) = journal.writer.as_mut() else {
+            return false;
+        };
+        if writer.is_done() || self.data.control_pending() {
+            return false;
+        }
+        // The batch emptied the intake: senders waiting for room may go on (they would
+        // otherwise sleep until the end of the batch, and the batch wait for them).
+        self.data.wake_producers();
+        self.data
+            .sleep(Some(GATHER_NAP), || !self.control.is_empty());
+        true
+    }
+
+    /// Nothing left staged or in flight: everything handled is written and delivered.
+    pub(super) fn drain_journal(&mut self) {
+        self.settle_journal_as(true);
     }
 
     /// A receiver joins a journaled dispatcher: settle the batch so far, then fix its replay
     /// plan and note it open. Call before its slot is inserted.
     pub(super) fn join_journal(&mut self, receiver: ReceiverId, join: JournalJoin) {
-        self.settle_journal();
+        self.drain_journal();
         let limit = self.stamp.max(self.window.released());
         let Some(journal) = self.journal.as_mut() else {
             return;
@@ -315,7 +516,10 @@ impl<T> Engine<T> {
                 Ok(envelope) => self.handle(envelope),
                 Err(_) if Instant::now() >= deadline => return,
                 Err(_) => {
-                    std::thread::yield_now();
+                    // Asleep, not spinning: the senders it waits for need the CPU to wake.
+                    // Their send rings it awake.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    self.data.sleep(Some(left), || !self.control.is_empty());
                     continue;
                 }
             }

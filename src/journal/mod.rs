@@ -48,6 +48,7 @@ pub(crate) mod retention;
 pub(crate) mod scan;
 pub(crate) mod segments;
 pub(crate) mod tail;
+pub(crate) mod write_behind;
 
 use std::path::{Path, PathBuf};
 
