@@ -1,8 +1,11 @@
 //! Journal throughput, against what the same disk does with no dispatcher, in the same run:
 //!
 //! * `journal/none/*`: a journaled dispatcher with `Durability::None` (send -> written ->
-//!   delivered -> received) against a plain `BufWriter` file of the same framed records (goal:
-//!   at least 0.5x), and the same dispatcher without a journal;
+//!   delivered -> received; with `send`/`recv`, and with `send_all`/`recv_many`) against a
+//!   plain `BufWriter` file of the same framed records (goal: at least 0.5x), and the same
+//!   dispatcher without a journal. The plain file comes twice: each record framed as it is
+//!   written (stamp, length, crc32: what a writer of such a log does), and one record framed
+//!   once and copied `n` times (a `memcpy` bound, the peer of the first sessions);
 //! * `journal/batch/*`: `Durability::Batch` against a loop writing the same records in batches
 //!   of 256 with one `fdatasync` each, and against the same loop with the batch size the
 //!   dispatcher made (measured: `DispatcherStats::journal_writes`) (goal: at least 0.8x);
@@ -30,6 +33,10 @@ use serde::Serialize;
 trait Payload: Serialize + DeserializeOwned + Send + Sync + Clone + 'static {
     const NAME: &'static str;
     fn make(n: u64) -> Self;
+    /// Appends the payload's postcard encoding, as a hand-written log writer would.
+    fn encode(&self, out: Vec<u8>) -> Vec<u8> {
+        postcard::to_extend(self, out).unwrap()
+    }
 }
 
 impl Payload for u64 {
@@ -46,30 +53,60 @@ impl Payload for Vec<u8> {
         bytes[..8].copy_from_slice(&n.to_le_bytes());
         bytes
     }
+    /// A byte string is its length (a varint) and its bytes, copied at once.
+    fn encode(&self, out: Vec<u8>) -> Vec<u8> {
+        let mut out = postcard::to_extend(&(self.len() as u64), out).unwrap();
+        out.extend_from_slice(self);
+        out
+    }
 }
 
-/// One record as the journal frames it (length, checksum, kind, stamp, receiver, payload).
-fn framed<P: Payload>(n: u64) -> Vec<u8> {
-    let mut body = vec![1u8];
+/// Appends record `n` as the journal frames it (length, checksum, kind, stamp, receiver,
+/// payload) to `out`, using `body` as scratch: what any writer of a checksummed record log
+/// does per record.
+fn frame_into<P: Payload>(out: &mut Vec<u8>, scratch: &mut Vec<u8>, n: u64, value: &P) {
+    let mut body = std::mem::take(scratch);
+    body.clear();
+    body.push(1u8);
     body.extend_from_slice(&(n + 1).to_le_bytes());
     body.extend_from_slice(&0u32.to_le_bytes());
-    body.extend_from_slice(&postcard::to_allocvec(&P::make(n)).unwrap());
-    let mut record = (body.len() as u32).to_le_bytes().to_vec();
-    record.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    record.extend_from_slice(&body);
-    record
+    let body = value.encode(body);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    *scratch = body;
+}
+
+/// How a plain file's records are made.
+#[derive(Clone, Copy)]
+enum Records {
+    /// One record, framed once and copied `n` times (the peer of the first two sessions).
+    Copied,
+    /// Each record framed as it is written (its own stamp and checksum).
+    Framed,
 }
 
 /// The plain file: `n` framed records through a `BufWriter`, synced every `sync_every` records
 /// (never if `None`).
-fn plain_file<P: Payload>(n: u64, sync_every: Option<u64>) -> Duration {
+fn plain_file<P: Payload>(n: u64, sync_every: Option<u64>, records: Records) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let record = framed::<P>(7);
+    let value = P::make(7);
+    let mut copied = Vec::new();
+    let mut body = Vec::new();
+    frame_into(&mut copied, &mut body, 7, &value);
+    let mut record = Vec::with_capacity(copied.len());
     let start = Instant::now();
     let file = File::create(dir.path().join("plain")).unwrap();
     let mut out = BufWriter::with_capacity(1 << 20, file);
     for i in 1..=n {
-        out.write_all(&record).unwrap();
+        match records {
+            Records::Copied => out.write_all(&copied).unwrap(),
+            Records::Framed => {
+                record.clear();
+                frame_into(&mut record, &mut body, i, &value);
+                out.write_all(&record).unwrap();
+            }
+        }
         if sync_every.is_some_and(|every| i % every == 0) {
             out.flush().unwrap();
             out.get_ref().sync_data().unwrap();
@@ -86,6 +123,42 @@ fn plain_file<P: Payload>(n: u64, sync_every: Option<u64>) -> Duration {
 /// reads them; the time until it has read the last. `None` durability: no journal at all.
 fn journaled<P: Payload>(n: u64, durability: Option<Durability>, senders: u64) -> Duration {
     journaled_with_writes::<P>(n, durability, senders).0
+}
+
+/// One sender, one receiver, with the batch API: `send_all` in chunks of 256 and
+/// `recv_many`.
+fn journaled_batched<P: Payload>(n: u64, durability: Option<Durability>) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = Builder::new().bound(1024).inbox_capacity(1024);
+    let d = match durability {
+        Some(durability) => builder
+            .journal(dir.path())
+            .durability(durability)
+            .build_journaled::<P>()
+            .unwrap(),
+        None => builder.build::<P>(),
+    };
+    let (tx, rx) = d.new("tx", "rx");
+    let value = P::make(7);
+    let start = Instant::now();
+    let sender = std::thread::spawn(move || {
+        let mut left = n;
+        while left > 0 {
+            let chunk = left.min(256);
+            tx.send_all((0..chunk).map(|_| value.clone())).unwrap();
+            left -= chunk;
+        }
+    });
+    let mut got = 0;
+    let mut out = Vec::with_capacity(1024);
+    while got < n {
+        out.clear();
+        rx.recv_many(&mut out, 1024).unwrap();
+        got += out.iter().filter(|(value, _)| value.is_some()).count() as u64;
+    }
+    let elapsed = start.elapsed();
+    sender.join().unwrap();
+    elapsed
 }
 
 /// As [`journaled`], and how many journal writes (so syncs, with `Batch`) it took.
@@ -140,8 +213,19 @@ fn group<P: Payload>(c: &mut Criterion) {
     none.warm_up_time(Duration::from_millis(500));
     let n = 50_000;
     none.throughput(Throughput::Elements(n));
-    none.bench_function(BenchmarkId::new("plain-bufwriter-file", n), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| plain_file::<P>(n, None)).sum())
+    none.bench_function(BenchmarkId::new("plain-bufwriter-file-copied", n), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| plain_file::<P>(n, None, Records::Copied))
+                .sum()
+        })
+    });
+    none.bench_function(BenchmarkId::new("plain-bufwriter-file-framed", n), |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| plain_file::<P>(n, None, Records::Framed))
+                .sum()
+        })
     });
     none.bench_function(BenchmarkId::new("clocked-dispatch/no-journal", n), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| journaled::<P>(n, None, 1)).sum())
@@ -153,6 +237,16 @@ fn group<P: Payload>(c: &mut Criterion) {
                 .sum()
         })
     });
+    none.bench_function(
+        BenchmarkId::new("clocked-dispatch/journal-none-batched", n),
+        |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| journaled_batched::<P>(n, Some(Durability::None)))
+                    .sum()
+            })
+        },
+    );
     none.finish();
 
     let mut batch = c.benchmark_group(format!("journal/batch/{}", P::NAME));
@@ -162,7 +256,11 @@ fn group<P: Payload>(c: &mut Criterion) {
     let n = 20_000;
     batch.throughput(Throughput::Elements(n));
     batch.bench_function(BenchmarkId::new("fdatasync-per-256-records", n), |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| plain_file::<P>(n, Some(256))).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| plain_file::<P>(n, Some(256), Records::Framed))
+                .sum()
+        })
     });
     // The dispatcher takes everything waiting in its intake into one synced write; the peer
     // that writes the very same batch sizes: measured from a few runs of it.
@@ -179,7 +277,13 @@ fn group<P: Payload>(c: &mut Criterion) {
             format!("fdatasync-per-{per_sync}-records-as-the-dispatcher"),
             n,
         ),
-        |b| b.iter_custom(|iters| (0..iters).map(|_| plain_file::<P>(n, Some(per_sync))).sum()),
+        |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| plain_file::<P>(n, Some(per_sync), Records::Framed))
+                    .sum()
+            })
+        },
     );
     batch.bench_function(BenchmarkId::new("clocked-dispatch/journal-batch", n), |b| {
         b.iter_custom(|iters| {
