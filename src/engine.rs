@@ -77,6 +77,7 @@ use crate::slots::SlotTable;
 
 mod closing;
 mod delivery;
+mod gathering;
 pub(crate) mod journaling;
 
 use crate::deadline::park_time;

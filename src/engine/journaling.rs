@@ -40,19 +40,6 @@ use crate::journal::Durability;
 use crate::registry::ReceiverId;
 use crate::spill::codec::EncodeFn;
 
-/// The most data messages one synced write takes.
-const SYNCED_BATCH: usize = 4096;
-
-/// How long the dispatcher sleeps at a time while it gathers a batch during a write (see
-/// [`Engine::gather_while_writing`]); a new message wakes it sooner.
-const GATHER_NAP: Duration = Duration::from_micros(50);
-
-/// The longest an `Always` batch waits for more senders before its write.
-const MAX_COMMIT_DELAY: Duration = Duration::from_millis(1);
-
-/// An `Always` batch stops waiting for more senders once it holds this many messages.
-const MAX_GATHERED: usize = 4096;
-
 /// Values handed back to `Always` senders whose batch failed, by intake position.
 pub(crate) type Returned<T> = Mutex<HashMap<u64, Vec<T>>>;
 
@@ -85,7 +72,7 @@ pub(crate) struct JournalJoin {
 
 /// The dispatcher thread's side of the journal.
 pub(crate) struct EngineJournal<T> {
-    journal: Arc<Journal>,
+    pub(super) journal: Arc<Journal>,
     encode: EncodeFn<T>,
     returned: Arc<Returned<T>>,
     /// This batch's records, written at its end.
@@ -93,10 +80,10 @@ pub(crate) struct EngineJournal<T> {
     changes: Vec<Change>,
     /// This batch's messages (with the intake position of each `send`, and whether it is in
     /// the records), delivered once written.
-    staged: Vec<Staged<T>>,
+    pub(super) staged: Vec<Staged<T>>,
     /// `Batch`: the writer thread, the batch on it, and the clock of the last batch handed
     /// to it (see the module doc).
-    writer: Option<WriteBehind>,
+    pub(super) writer: Option<WriteBehind>,
     in_flight: Option<InFlight<T>>,
     handed_clock: usize,
     /// Buffers of the last batch written, for the next.
@@ -118,12 +105,12 @@ pub(crate) struct EngineJournal<T> {
     /// The highest stamp staged.
     stamp: usize,
     /// `send`s staged in this batch.
-    sends: usize,
+    pub(super) sends: usize,
     /// `Always`: threads that waited for the last write; most of them send again at once, so
     /// the next write waits a little for them (see [`Engine::gather_siblings`]).
-    siblings: usize,
+    pub(super) siblings: usize,
     /// `Always`: a running average of how long a write (with its sync) takes.
-    write_time: Duration,
+    pub(super) write_time: Duration,
 }
 
 impl<T> EngineJournal<T> {
@@ -417,33 +404,6 @@ impl<T> Engine<T> {
             .is_some_and(|journal| journal.in_flight.is_some())
     }
 
-    /// `Batch`, while a batch is written: whether the dispatcher should keep adding to the
-    /// next one although its intake is empty right now. Yes until that write returns (then
-    /// the next batch is handed over at once, so the writer never idles while messages
-    /// wait), unless a control message waits or the batch is full. While it waits, it sleeps
-    /// on the intake for at most [`GATHER_NAP`]: a sender rings it awake.
-    pub(super) fn gather_while_writing(&mut self) -> bool {
-        let limit = self.batch_limit();
-        let Some(journal) = self.journal.as_mut() else {
-            return false;
-        };
-        if journal.in_flight.is_none() || journal.staged.len() >= limit {
-            return false;
-        }
-        let Some(writer) = journal.writer.as_mut() else {
-            return false;
-        };
-        if writer.is_done() || self.data.control_pending() {
-            return false;
-        }
-        // The batch emptied the intake: senders waiting for room may go on (they would
-        // otherwise sleep until the end of the batch, and the batch wait for them).
-        self.data.wake_producers();
-        self.data
-            .sleep(Some(GATHER_NAP), || !self.control.is_empty());
-        true
-    }
-
     /// Nothing left staged or in flight: everything handled is written and delivered.
     pub(super) fn drain_journal(&mut self) {
         self.settle_journal_as(true);
@@ -482,54 +442,6 @@ impl<T> Engine<T> {
         });
         journal.stage_entry(&Entry::Open { receiver: join.id });
         journal.changes.push(Change::Open(join.id));
-    }
-
-    /// How many data messages a batch may take before it is written: more when each write
-    /// costs a sync (`Batch`, `Always`), so that one sync serves everything already waiting in
-    /// the intake.
-    pub(super) fn batch_limit(&self) -> usize {
-        match &self.journal {
-            Some(journal) if journal.journal.durability != Durability::None => SYNCED_BATCH,
-            _ => super::BATCH,
-        }
-    }
-
-    /// `Always`: before a batch is written, waits a little for more senders (commit delay, as
-    /// databases do it). After each write its waiting senders wake and most send again at
-    /// once; a write that went ahead with the first of them would sync a handful, and the
-    /// rest would wait for the next sync. So while fewer sends are staged than threads were
-    /// waiting at the last write, the dispatcher takes more from the intake, for at most half
-    /// a write's time. One sender alone is never delayed (it is the only one it waits for).
-    pub(super) fn gather_siblings(&mut self) {
-        let Some(journal) = self.journal.as_ref() else {
-            return;
-        };
-        if journal.journal.durability != Durability::Always
-            || journal.sends == 0
-            || journal.sends >= journal.siblings
-        {
-            return;
-        }
-        let deadline = Instant::now() + (journal.write_time / 2).min(MAX_COMMIT_DELAY);
-        loop {
-            match self.data.try_recv() {
-                Ok(envelope) => self.handle(envelope),
-                Err(_) if Instant::now() >= deadline => return,
-                Err(_) => {
-                    // Asleep, not spinning: the senders it waits for need the CPU to wake.
-                    // Their send rings it awake.
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    self.data.sleep(Some(left), || !self.control.is_empty());
-                    continue;
-                }
-            }
-            let Some(journal) = self.journal.as_ref() else {
-                return;
-            };
-            if journal.sends >= journal.siblings || journal.staged.len() >= MAX_GATHERED {
-                return;
-            }
-        }
     }
 
     /// The dispatcher stops: its waiters give up.
