@@ -53,6 +53,8 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 use super::{InboxReader, InboxWriter, Polled, PushError, Pushed, Stamped};
 use crate::journal::frame::JournalId;
 use crate::journal::log::{Journal, Position, Written};
@@ -66,15 +68,19 @@ use crate::sync::Mutex;
 const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// The state a journaled inbox's two ends share about its journal-only stretch.
+///
+/// What the dispatcher writes for every journal-only message (`through`, `lagged`) and what
+/// the reader writes for every message it reads back (`read`, `read_back`) sit on separate
+/// cache lines, so that neither side's stores evict the line the other keeps loading.
 pub(crate) struct LagShared {
-    through: AtomicUsize,
-    read: AtomicUsize,
+    through: CachePadded<AtomicUsize>,
+    read: CachePadded<AtomicUsize>,
     handoff: Mutex<Handoff>,
     journal: Arc<Journal>,
     id: JournalId,
     /// Messages left only in the journal, and read back from it, so far (for status).
-    lagged: AtomicU64,
-    read_back: AtomicU64,
+    lagged: CachePadded<AtomicU64>,
+    read_back: CachePadded<AtomicU64>,
 }
 
 /// What the dispatcher leaves the reader with each journal-only message, under a mutex: the
@@ -95,8 +101,8 @@ impl LagShared {
     /// The lag state of receiver `id` of `journal`.
     pub(crate) fn new(journal: Arc<Journal>, id: JournalId) -> Arc<Self> {
         Arc::new(LagShared {
-            through: AtomicUsize::new(0),
-            read: AtomicUsize::new(0),
+            through: CachePadded::new(AtomicUsize::new(0)),
+            read: CachePadded::new(AtomicUsize::new(0)),
             handoff: Mutex::new(Handoff {
                 start: None,
                 end: Position {
@@ -108,8 +114,8 @@ impl LagShared {
             }),
             journal,
             id,
-            lagged: AtomicU64::new(0),
-            read_back: AtomicU64::new(0),
+            lagged: CachePadded::new(AtomicU64::new(0)),
+            read_back: CachePadded::new(AtomicU64::new(0)),
         })
     }
 
@@ -139,6 +145,10 @@ pub(super) struct LagReader<T> {
     /// Whether the tail read everything it was asked for, so that the dispatcher may have
     /// started a new stretch (with a new start) since.
     between: Cell<bool>,
+    /// What the handoff said for the `through` loaded last (`through`, `end`, settled count):
+    /// while `through` stays the same the dispatcher has left nothing newer, so the reader
+    /// reads on without taking the mutex for every message.
+    seen: Cell<Option<(usize, Position, Option<u64>)>>,
 }
 
 /// The two ends' parts for a new journaled inbox.
@@ -157,6 +167,7 @@ pub(super) fn lag_pair<T>(
         tail: RefCell::new(None),
         read: Cell::new(0),
         between: Cell::new(true),
+        seen: Cell::new(None),
     };
     (writer, reader)
 }
@@ -259,7 +270,13 @@ impl<T> InboxReader<T> {
         let shared = &lag.shared;
         let signals = &shared.journal.tail;
         let mut tail = lag.tail.borrow_mut();
-        let (end, settled) = {
+        let cached = match lag.seen.get() {
+            Some((seen, end, settled)) if seen == through && !lag.between.get() => {
+                Some((end, settled))
+            }
+            _ => None,
+        };
+        let (end, settled) = cached.unwrap_or_else(|| {
             let mut handoff = shared.handoff.lock();
             if lag.between.replace(false) {
                 // Either the stretch read last goes on (no new start) or a new one began,
@@ -277,8 +294,9 @@ impl<T> InboxReader<T> {
             // What the backlog count comes back to once this stretch is read (if `through`
             // is still the latest journal-only stamp).
             let settled = (handoff.stamp == through).then_some(handoff.lagged);
+            lag.seen.set(Some((through, handoff.end, settled)));
             (handoff.end, settled)
-        };
+        });
         let Some(reading) = tail.as_mut() else {
             // Unreachable by the protocol above; nothing is safer than a watermark.
             return Some(Polled::Empty);
