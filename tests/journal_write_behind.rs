@@ -139,3 +139,38 @@ fn a_restart_after_write_behind_resumes_with_every_message() {
         }
     }
 }
+
+/// As above for a task sending with `send_async`: a task waiting for room in the intake is
+/// woken while the batch gathers, not only at its end.
+#[cfg(feature = "async")]
+#[test]
+fn async_senders_are_woken_while_a_write_is_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 32;
+    let d = batch_journal(dir.path(), bound);
+    let (tx, rx) = d.new("tx", "rx");
+    let n = 20_000u64;
+    let sender = std::thread::spawn(move || {
+        futures::executor::block_on(async {
+            for v in 0..n {
+                tx.send_async(v).await.unwrap();
+            }
+        })
+    });
+    let mut next = 0;
+    while next < n {
+        if let (Some(v), _) = rx.recv().unwrap() {
+            assert_eq!(v, next);
+            next += 1;
+        }
+    }
+    sender.join().unwrap();
+    let stats = stats_after(&d, n);
+    let per_write = stats.handled / stats.journal_writes.max(1);
+    assert!(
+        per_write > 2 * bound as u64,
+        "{} writes for {} messages ({per_write} per write): async senders slept through writes",
+        stats.journal_writes,
+        stats.handled
+    );
+}

@@ -38,6 +38,19 @@ impl<T> Engine<T> {
         }
     }
 
+    /// Whether [`settle_closes`](Self::settle_closes) would look at any close now: a
+    /// journaled batch still being written must be delivered first (a close is settled once
+    /// every message queued before it was handled, and handled includes that batch).
+    pub(super) fn closes_due(&self) -> bool {
+        let window =
+            self.window_moved && self.held_broadcasts == 0 && !self.window_closes.is_empty();
+        window
+            || self
+                .pending_closes
+                .front()
+                .is_some_and(|close| close.after <= self.handled)
+    }
+
     /// One due close: wait for the window, stay open for broadcasters, or close and free.
     fn settle(&mut self, id: ReceiverId, epoch: u64) {
         let broadcasters = self.broadcasters;

@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use super::Engine;
+use crate::intake::Taken;
 use crate::journal::Durability;
 
 /// The most data messages one synced write takes.
@@ -33,6 +34,14 @@ const MAX_COMMIT_DELAY: Duration = Duration::from_millis(1);
 const MAX_GATHERED: usize = 4096;
 
 impl<T> Engine<T> {
+    /// Lets senders (threads and, with the `async` feature, tasks) waiting for room in the
+    /// intake go on, in the middle of a batch that emptied it.
+    fn wake_intake_producers(&self) {
+        self.data.wake_producers();
+        #[cfg(feature = "async")]
+        self.shared.intake_waiters.wake();
+    }
+
     /// `Batch`, while a batch is written: whether the dispatcher should keep adding to the
     /// next one although its intake is empty right now. Yes until that write returns (then
     /// the next batch is handed over at once, so the writer never idles while messages
@@ -57,7 +66,7 @@ impl<T> Engine<T> {
         }
         // The batch emptied the intake: senders waiting for room may go on (they would
         // otherwise sleep until the end of the batch, and the batch wait for them).
-        self.data.wake_producers();
+        self.wake_intake_producers();
         self.data
             .sleep(Some(GATHER_NAP), || !self.control.is_empty());
         true
@@ -93,10 +102,15 @@ impl<T> Engine<T> {
         loop {
             match self.data.try_recv() {
                 Ok(envelope) => self.handle(envelope),
-                Err(_) if Instant::now() >= deadline => return,
-                Err(_) => {
+                // A join waits for no commit delay; with every sender gone nobody will come.
+                Err(Taken::Disconnected) => return,
+                Err(Taken::Empty) if Instant::now() >= deadline || self.data.control_pending() => {
+                    return
+                }
+                Err(Taken::Empty) => {
                     // Asleep, not spinning: the senders it waits for need the CPU to wake.
-                    // Their send rings it awake.
+                    // Their send rings it awake; those blocked on a full intake are let go.
+                    self.wake_intake_producers();
                     let left = deadline.saturating_duration_since(Instant::now());
                     self.data.sleep(Some(left), || !self.control.is_empty());
                     continue;

@@ -12,8 +12,10 @@
 //! of batch k+1 the dispatcher waits for batch k's write, hands k+1 to the writer, then
 //! delivers k. Batch k+1 stays in flight until the next batch is staged, or until the
 //! dispatcher finds its intake empty and would sleep (`Engine::next_message` finishes it
-//! first), but never while a close or join is pending (they need every earlier message
-//! delivered). While a batch is in flight, the clock published stops at the batch before it.
+//! first), but never when a join is applied or a close is due (both need every earlier
+//! message delivered). While a batch is in flight, the clock published stops at the batch
+//! before it. If the writer thread is gone (a bug: it cannot fail otherwise), the batch in
+//! flight is reported as not stored, as a failed write is.
 //!
 //! A receiver joining first settles what is staged (so it never gets, live, a broadcast
 //! stamped before it joined), then learns its replay plan: its backlog is what the journal
@@ -328,7 +330,7 @@ impl<T> Engine<T> {
         if let Some((batch, written)) = finished {
             self.deliver_batch(batch, written);
         }
-        let may_overlap = !drain && self.pending_closes.is_empty() && self.window_closes.is_empty();
+        let may_overlap = !drain && !self.closes_due();
         let Some(journal) = self.journal.as_mut() else {
             return;
         };

@@ -24,7 +24,7 @@
 //! writes the batch itself.
 
 use std::io;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -103,7 +103,12 @@ impl WriteBehind {
     /// (without waiting).
     pub(crate) fn is_done(&mut self) -> bool {
         if self.done.is_none() && self.orphan.is_none() {
-            self.done = self.results.try_recv().ok();
+            match self.results.try_recv() {
+                Ok(done) => self.done = Some(done),
+                Err(TryRecvError::Empty) => {}
+                // The thread is gone: `finish` reports the batch as not stored.
+                Err(TryRecvError::Disconnected) => self.requests = None,
+            }
         }
         self.done.is_some() || self.orphan.is_some() || self.requests.is_none()
     }
