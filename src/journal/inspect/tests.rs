@@ -375,11 +375,20 @@ fn a_snapshot_taken_while_a_sender_runs_reopens_clean_as_a_prefix() {
         }
         read
     });
-    // Snapshots while the sender runs (at most 20).
+    // Snapshots while the sender runs (at most 20), each once the journal has grown by a
+    // segment since the last: paced by the sender's progress, not by time, so that a sender
+    // slowed down by a loaded machine still leaves snapshots of a journal several segments
+    // long.
     let mut snapshots: Vec<(tempfile::TempDir, SnapshotReport)> = Vec::new();
     let mut while_sending = 0;
+    let mut segments_seen = 0;
     while !sender.is_finished() && snapshots.len() < 20 {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
+        let segments_now = segment_files(dir.path()).len();
+        if segments_now <= segments_seen {
+            continue;
+        }
+        segments_seen = segments_now;
         let out = tempfile::tempdir().unwrap();
         let running = !sender.is_finished();
         let report = snapshot(dir.path(), out.path().join("copy")).unwrap();
