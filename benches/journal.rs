@@ -24,7 +24,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
-use clocked_dispatch::{Builder, Durability};
+use clocked_dispatch::{Builder, Dispatcher, Durability};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -119,6 +119,20 @@ fn plain_file<P: Payload>(n: u64, sync_every: Option<u64>, records: Records) -> 
     start.elapsed()
 }
 
+/// A dispatcher (bound and inbox 1024) with a journal in `dir`, or without one if
+/// `durability` is `None`.
+fn dispatcher<P: Payload>(dir: &std::path::Path, durability: Option<Durability>) -> Dispatcher<P> {
+    let builder = Builder::new().bound(1024).inbox_capacity(1024);
+    match durability {
+        Some(durability) => builder
+            .journal(dir)
+            .durability(durability)
+            .build_journaled::<P>()
+            .unwrap(),
+        None => builder.build::<P>(),
+    }
+}
+
 /// A journaled dispatcher: `senders` threads send `n` messages in all to one receiver, which
 /// reads them; the time until it has read the last. `None` durability: no journal at all.
 fn journaled<P: Payload>(n: u64, durability: Option<Durability>, senders: u64) -> Duration {
@@ -129,15 +143,7 @@ fn journaled<P: Payload>(n: u64, durability: Option<Durability>, senders: u64) -
 /// `recv_many`.
 fn journaled_batched<P: Payload>(n: u64, durability: Option<Durability>) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let builder = Builder::new().bound(1024).inbox_capacity(1024);
-    let d = match durability {
-        Some(durability) => builder
-            .journal(dir.path())
-            .durability(durability)
-            .build_journaled::<P>()
-            .unwrap(),
-        None => builder.build::<P>(),
-    };
+    let d = dispatcher::<P>(dir.path(), durability);
     let (tx, rx) = d.new("tx", "rx");
     let value = P::make(7);
     let start = Instant::now();
@@ -168,15 +174,7 @@ fn journaled_with_writes<P: Payload>(
     senders: u64,
 ) -> (Duration, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let builder = Builder::new().bound(1024).inbox_capacity(1024);
-    let d = match durability {
-        Some(durability) => builder
-            .journal(dir.path())
-            .durability(durability)
-            .build_journaled::<P>()
-            .unwrap(),
-        None => builder.build::<P>(),
-    };
+    let d = dispatcher::<P>(dir.path(), durability);
     let (tx, rx) = d.new("tx", "rx");
     let value = P::make(7);
     let start = Instant::now();
