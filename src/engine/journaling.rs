@@ -164,6 +164,52 @@ impl<T> EngineJournal<T> {
         }
     }
 
+    /// Waits for the batch on the writer thread, if one is; its buffers come back for the
+    /// next batch.
+    fn finish_in_flight(&mut self) -> Option<(Batch<T>, Result<Written, std::io::ErrorKind>)> {
+        let flight = self.in_flight.take()?;
+        // A batch is in flight only if there is a writer thread.
+        let done = self.writer.as_mut()?.finish();
+        self.spare_records = done.records;
+        self.spare_changes = done.changes;
+        Some((flight.batch, done.written))
+    }
+
+    /// Writes what is staged as one batch. With a writer thread it is handed over and stays
+    /// in flight (`None`); without one it is written here and returned, to be delivered.
+    fn write_batch(
+        &mut self,
+        handled: u64,
+    ) -> Option<(Batch<T>, Result<Written, std::io::ErrorKind>)> {
+        let batch = self.take_batch(handled);
+        self.sends = 0;
+        if self.writer.is_some() {
+            let records =
+                std::mem::replace(&mut self.records, std::mem::take(&mut self.spare_records));
+            let changes =
+                std::mem::replace(&mut self.changes, std::mem::take(&mut self.spare_changes));
+            if let Some(writer) = self.writer.as_mut() {
+                writer.start(records, changes, batch.clock);
+            }
+            self.in_flight = Some(InFlight {
+                floor: self.handed_clock,
+                batch,
+            });
+            self.handed_clock = self.stamp;
+            return None;
+        }
+        let began = (self.journal.durability == Durability::Always).then(Instant::now);
+        let written = self
+            .journal
+            .write(&mut self.records, &self.changes, batch.clock);
+        self.changes.clear();
+        if let Some(began) = began {
+            self.write_time = (self.write_time * 7 + began.elapsed()) / 8;
+            self.siblings = self.journal.durable.waiting();
+        }
+        Some((batch, written))
+    }
+
     /// Takes what is staged as a batch, leaving the spare buffer in its place.
     fn take_batch(&mut self, handled: u64) -> Batch<T> {
         let spare = std::mem::take(&mut self.spare_staged);
@@ -274,81 +320,32 @@ impl<T> Engine<T> {
         let has_batch = !(journal.records.is_empty()
             && journal.changes.is_empty()
             && journal.staged.is_empty());
-        if journal.writer.is_none() {
-            // Written here, now.
-            if !has_batch {
-                let stamp = journal.stamp as u64;
-                journal.journal.durable.settle(handled, stamp, None);
-                return;
-            }
-            let batch = journal.take_batch(handled);
-            let always = journal.journal.durability == Durability::Always;
-            let began = always.then(Instant::now);
-            let written =
-                journal
-                    .journal
-                    .write(&mut journal.records, &journal.changes, batch.clock);
-            journal.changes.clear();
-            if let Some(began) = began {
-                journal.write_time = (journal.write_time * 7 + began.elapsed()) / 8;
-                journal.siblings = journal.journal.durable.waiting();
-            }
-            journal.sends = 0;
+        // Write-behind: the batch in flight is finished first, this one handed over, and
+        // only then is the earlier one delivered, while this one is written. Without a
+        // writer thread this one is written here, now, and delivered at once.
+        let earlier = journal.finish_in_flight();
+        let written_here = if has_batch {
             self.local.journal_writes += 1;
+            journal.write_batch(handled)
+        } else {
+            None
+        };
+        for (batch, written) in earlier.into_iter().chain(written_here) {
             self.deliver_batch(batch, written);
+        }
+        if !drain && !self.closes_due() && self.journal_in_flight() {
             return;
         }
-        // Write-behind: the batch in flight is finished first, this one handed over, and
-        // only then is the earlier one delivered, while this one is written.
-        let finished = journal.in_flight.take().and_then(|flight| {
-            let done = journal.writer.as_mut()?.finish();
-            journal.spare_records = done.records;
-            journal.spare_changes = done.changes;
-            Some((flight.batch, done.written))
-        });
-        if has_batch {
-            let batch = journal.take_batch(handled);
-            let records = std::mem::replace(
-                &mut journal.records,
-                std::mem::take(&mut journal.spare_records),
-            );
-            let changes = std::mem::replace(
-                &mut journal.changes,
-                std::mem::take(&mut journal.spare_changes),
-            );
-            if let Some(writer) = journal.writer.as_mut() {
-                writer.start(records, changes, batch.clock);
-            }
-            journal.in_flight = Some(InFlight {
-                floor: journal.handed_clock,
-                batch,
-            });
-            journal.handed_clock = journal.stamp;
-            journal.sends = 0;
-            self.local.journal_writes += 1;
-        }
-        if let Some((batch, written)) = finished {
-            self.deliver_batch(batch, written);
-        }
-        let may_overlap = !drain && !self.closes_due();
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
-        if may_overlap {
-            return;
-        }
-        match (journal.in_flight.take(), journal.writer.as_mut()) {
-            (Some(flight), Some(writer)) => {
-                let done = writer.finish();
-                journal.spare_records = done.records;
-                journal.spare_changes = done.changes;
-                self.deliver_batch(flight.batch, done.written);
-            }
-            _ if !has_batch => {
+        match journal.finish_in_flight() {
+            Some((batch, written)) => self.deliver_batch(batch, written),
+            None if !has_batch => {
                 let stamp = journal.stamp as u64;
                 journal.journal.durable.settle(handled, stamp, None);
             }
-            _ => {}
+            None => {}
         }
     }
 

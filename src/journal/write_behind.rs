@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use super::log::{Change, Journal, Written};
 
 /// One batch to write: its records, the receiver-table changes they announce, its clock.
-pub(crate) struct Request {
+struct Request {
     records: Vec<u8>,
     changes: Vec<Change>,
     clock: u64,
