@@ -3,6 +3,9 @@
 
 use clocked_dispatch::{journal, Builder, Durability};
 
+mod support;
+use support::journal::stats_after;
+
 #[test]
 fn concurrent_always_senders_share_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,13 +38,7 @@ fn concurrent_always_senders_share_writes() {
             got += 1;
         }
     }
-    // The counters are published at the end of each batch, just after its delivery.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut stats = d.stats();
-    while stats.handled < senders * each && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        stats = d.stats();
-    }
+    let stats = stats_after(&d, senders * each);
     assert_eq!(stats.handled, senders * each);
     assert!(
         stats.journal_writes * 2 <= stats.handled,

@@ -2,9 +2,12 @@
 //! previous one is written and synced on the journal's writer thread; a batch is delivered,
 //! and the clock published past it, only once its write returned.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clocked_dispatch::{Builder, ClockedSender, Dispatcher, Durability};
+
+mod support;
+use support::journal::stats_after;
 
 fn batch_journal(dir: &std::path::Path, bound: usize) -> Dispatcher<u64> {
     Builder::new()
@@ -14,18 +17,6 @@ fn batch_journal(dir: &std::path::Path, bound: usize) -> Dispatcher<u64> {
         .durability(Durability::Batch)
         .build_journaled::<u64>()
         .unwrap()
-}
-
-/// Waits until the dispatcher's counters (published at the end of each batch) show
-/// `handled` messages.
-fn stats_after(d: &Dispatcher<u64>, handled: u64) -> clocked_dispatch::DispatcherStats {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stats = d.stats();
-    while stats.handled < handled && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-        stats = d.stats();
-    }
-    stats
 }
 
 /// Sends 20,000 messages through a `Batch` journal with an intake bound of 32, by `send`

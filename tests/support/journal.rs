@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clocked_dispatch::{ClockedReceiver, ClockedSender, RecvCheckedError, SpillFault};
+use clocked_dispatch::{
+    ClockedReceiver, ClockedSender, Dispatcher, DispatcherStats, RecvCheckedError, SpillFault,
+};
 
 /// The segment files in `dir`, in order.
 pub fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -62,4 +64,16 @@ pub fn read_through(tx: &ClockedSender<u64>, rx: &ClockedReceiver<u64>, sentinel
             Err(e) => panic!("{e}"),
         }
     }
+}
+
+/// The dispatcher's counters once they show `handled` messages (they are published at the end
+/// of each batch, just after its delivery), or after 10 s.
+pub fn stats_after<T: Send>(d: &Dispatcher<T>, handled: u64) -> DispatcherStats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stats = d.stats();
+    while stats.handled < handled && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+        stats = d.stats();
+    }
+    stats
 }
