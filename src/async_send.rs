@@ -25,7 +25,8 @@ use std::task::{Context, Poll, Waker};
 
 use crate::error::{Mode, SendError, SendErrorKind};
 use crate::intake::Envelope;
-use crate::link::{Shared, Submitted};
+use crate::link::{Link, Shared, Submitted};
+use crate::multicast::ClockedMulticaster;
 use crate::sender::ClockedSender;
 use crate::sync::atomic::{fence, AtomicUsize, Ordering};
 use crate::sync::Mutex;
@@ -173,27 +174,31 @@ impl<T> SendFuture<'_, T> {
 
     /// Hands `envelope` to the intake, or registers for room and gives it back.
     fn submit(&self, cx: &mut Context<'_>, envelope: Envelope<T>) -> Submit<T> {
-        let link = self.sender.link();
-        let envelope = match link.try_submit(envelope) {
-            Submitted::Done => return Submit::Done,
-            Submitted::Gone(envelope) => {
-                return Submit::Failed(envelope, SendErrorKind::DispatcherGone)
-            }
-            Submitted::Full(envelope) if link.intake_is_rendezvous() => {
-                // A rendezvous cannot be waited on by a task: block, as `send` does.
-                return match link.submit(envelope) {
-                    Ok(_) => Submit::Done,
-                    Err(envelope) => Submit::Failed(envelope, SendErrorKind::DispatcherGone),
-                };
-            }
-            Submitted::Full(envelope) => envelope,
-        };
-        link.shared.intake_waiters.register(cx.waker());
-        match link.try_submit(envelope) {
-            Submitted::Done => Submit::Done,
-            Submitted::Gone(envelope) => Submit::Failed(envelope, SendErrorKind::DispatcherGone),
-            Submitted::Full(envelope) => Submit::Wait(envelope),
+        submit_or_register(self.sender.link(), cx, envelope)
+    }
+}
+
+/// Hands `envelope` to the intake, or registers the task for room and gives it back.
+fn submit_or_register<T>(link: &Link<T>, cx: &mut Context<'_>, envelope: Envelope<T>) -> Submit<T> {
+    let envelope = match link.try_submit(envelope) {
+        Submitted::Done => return Submit::Done,
+        Submitted::Gone(envelope) => {
+            return Submit::Failed(envelope, SendErrorKind::DispatcherGone)
         }
+        Submitted::Full(envelope) if link.intake_is_rendezvous() => {
+            // A rendezvous cannot be waited on by a task: block, as `send` does.
+            return match link.submit(envelope) {
+                Ok(_) => Submit::Done,
+                Err(envelope) => Submit::Failed(envelope, SendErrorKind::DispatcherGone),
+            };
+        }
+        Submitted::Full(envelope) => envelope,
+    };
+    link.shared.intake_waiters.register(cx.waker());
+    match link.try_submit(envelope) {
+        Submitted::Done => Submit::Done,
+        Submitted::Gone(envelope) => Submit::Failed(envelope, SendErrorKind::DispatcherGone),
+        Submitted::Full(envelope) => Submit::Wait(envelope),
     }
 }
 
@@ -285,6 +290,76 @@ impl<T> Future for ForwardFuture<'_, T> {
                 unreachable!("the intake hands back the envelope it was given")
             }
         }
+    }
+}
+
+impl<T: Clone> ClockedMulticaster<T> {
+    /// Multicasts as [`multicast`](Self::multicast) does, waiting for room in a full intake
+    /// without blocking the thread (the dispatcher wakes the task after each batch it takes).
+    /// With bound 0 it blocks like `multicast`. Cancel safe, as
+    /// [`send_async`](ClockedSender::send_async) is.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let d = clocked_dispatch::new(1);
+    /// let (tx, rx) = d.new("tx", "rx");
+    /// let topic = d.multicaster("topic").unwrap();
+    /// topic.add(&tx).unwrap();
+    /// let reader = std::thread::spawn(move || rx.map(|(v, _)| v).flatten().count());
+    /// for i in 0..100 {
+    ///     topic.multicast_async(i).await.unwrap();
+    /// }
+    /// drop((tx, topic));
+    /// assert_eq!(reader.join().unwrap(), 100);
+    /// # });
+    /// ```
+    pub fn multicast_async(&self, value: T) -> MulticastFuture<'_, T> {
+        MulticastFuture {
+            multicaster: self,
+            value: Some(value),
+        }
+    }
+}
+
+/// The future of [`ClockedMulticaster::multicast_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct MulticastFuture<'a, T: Clone> {
+    multicaster: &'a ClockedMulticaster<T>,
+    value: Option<T>,
+}
+
+impl<T: Clone> Unpin for MulticastFuture<'_, T> {}
+
+impl<T: Clone> Future for MulticastFuture<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(value) = self.value.take() else {
+            panic!("MulticastFuture polled after it completed");
+        };
+        if let Err(kind) = self.multicaster.check_now() {
+            return Poll::Ready(Err(SendError::new(kind, value)));
+        }
+        let envelope = self.multicaster.envelope(value);
+        match submit_or_register(self.multicaster.link(), cx, envelope) {
+            Submit::Done => Poll::Ready(Ok(())),
+            Submit::Wait(Envelope::Multicast { value, .. }) => {
+                self.value = Some(value);
+                Poll::Pending
+            }
+            Submit::Failed(Envelope::Multicast { value, .. }, kind) => {
+                Poll::Ready(Err(SendError::new(kind, value)))
+            }
+            Submit::Wait(_) | Submit::Failed(..) => {
+                unreachable!("the intake hands back the envelope it was given")
+            }
+        }
+    }
+}
+
+impl<T: Clone> std::fmt::Debug for MulticastFuture<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MulticastFuture").finish_non_exhaustive()
     }
 }
 

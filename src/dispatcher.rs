@@ -8,6 +8,7 @@ use crate::inbox::{inbox, journaled_inbox, spilling_inbox, LagShared};
 use crate::intake::Control;
 use crate::journal::RecoveryReport;
 use crate::link::Link;
+use crate::multicast::ClockedMulticaster;
 use crate::receiver::ClockedReceiver;
 use crate::sender::ClockedSender;
 use crate::spill::dir::SpillRoot;
@@ -311,6 +312,24 @@ impl<T: Send> Dispatcher<T> {
             Some((root, _)) => root.status(),
             None => Vec::new(),
         }
+    }
+}
+
+impl<T: Send + Clone> Dispatcher<T> {
+    /// Creates an empty multicast group named `name`: each
+    /// [`multicast`](ClockedMulticaster::multicast) is one stamp, delivered to every member
+    /// (added with [`add`](ClockedMulticaster::add)); see [`ClockedMulticaster`].
+    ///
+    /// # Errors
+    ///
+    /// [`NotSupported`](HandleError::NotSupported) on a journaled dispatcher (its records
+    /// name one receiver or all), [`DispatcherGone`](HandleError::DispatcherGone) if its
+    /// thread has stopped.
+    pub fn multicaster<S: Into<String>>(
+        &self,
+        name: S,
+    ) -> Result<ClockedMulticaster<T>, HandleError> {
+        ClockedMulticaster::create(name.into(), self.link.clone())
     }
 }
 

@@ -69,7 +69,8 @@
 
 use crate::intake::{Cloner, Control, Envelope};
 use crate::link::Shared;
-use std::collections::VecDeque;
+use crate::multicast::GroupId;
+use std::collections::{HashMap, VecDeque};
 
 use crate::registry::ReceiverId;
 use crate::reorder::{Rejected, ReorderWindow};
@@ -79,12 +80,13 @@ mod closing;
 mod delivery;
 mod gathering;
 pub(crate) mod journaling;
+mod multicast;
+mod waiting;
 
-use crate::deadline::park_time;
 use crate::intake::queue::{IntakeReceiver, Taken};
 use crate::stats::DispatcherStats;
 use crate::sync::channel::Receiver;
-use crate::sync::{Arc, Backoff};
+use crate::sync::Arc;
 use closing::PendingClose;
 use journaling::EngineJournal;
 
@@ -139,8 +141,12 @@ pub(crate) struct Engine<T> {
     window_moved: bool,
     /// Spilling receivers whose disk is failing, between two lists of `dirty`.
     failing_spills: Vec<ReceiverId>,
-    /// Reused by broadcasts for the list of open receivers.
+    /// Reused by broadcasts and multicasts for the list of receivers to deliver to.
     broadcast_targets: Vec<ReceiverId>,
+    /// Multicast groups and their members (see [`multicast`]).
+    groups: HashMap<GroupId, Vec<ReceiverId>>,
+    /// Groups whose multicaster was dropped, forgotten once `handled` reaches the count.
+    dropped_groups: VecDeque<(u64, GroupId)>,
     /// Counts not yet added to the shared counters.
     local: DispatcherStats,
     /// Whether the clock moved since sleepers were last woken.
@@ -193,6 +199,8 @@ impl<T> Engine<T> {
             window_closes: Vec::new(),
             window_moved: false,
             broadcast_targets: Vec::new(),
+            groups: HashMap::new(),
+            dropped_groups: VecDeque::new(),
             failing_spills: Vec::new(),
             local: DispatcherStats::default(),
             unwoken: false,
@@ -233,54 +241,6 @@ impl<T> Engine<T> {
         self.shut_down();
     }
 
-    /// Waits for the next control or data message (control first): spins briefly, then
-    /// sleeps on the intake's doorbell, for at most `timeout` if one is given.
-    fn next_message(&mut self, timeout: Option<std::time::Duration>) -> Next<T> {
-        let deadline = timeout.and_then(|timeout| std::time::Instant::now().checked_add(timeout));
-        let backoff = Backoff::new();
-        loop {
-            if let Some(control) = self.take_control() {
-                return Next::Control(control);
-            }
-            match self.data.try_recv() {
-                Ok(envelope) => return Next::Data(envelope),
-                Err(Taken::Empty) => {}
-                Err(Taken::Disconnected) => {
-                    // Every handle is gone, so every control message is visible now.
-                    return match self.control.try_recv() {
-                        Ok(control) => Next::Control(control),
-                        Err(_) => Next::End,
-                    };
-                }
-            }
-            if !backoff.is_completed() {
-                backoff.snooze();
-                continue;
-            }
-            if self.journal_in_flight() {
-                // Nothing more to stage while it is written: deliver it before sleeping.
-                self.drain_journal();
-                self.end_batch();
-                continue;
-            }
-            let Ok(left) = park_time(deadline) else {
-                return Next::TimedOut;
-            };
-            self.data.sleep(left, || !self.control.is_empty());
-        }
-    }
-
-    /// A control message, if one was announced and has arrived.
-    #[inline]
-    fn take_control(&mut self) -> Option<Control<T>> {
-        if !self.data.control_pending() {
-            return None;
-        }
-        let control = self.control.try_recv().ok()?;
-        self.data.control_taken();
-        Some(control)
-    }
-
     /// Publishes the clock, wakes sleepers, settles closes, flushes counters.
     fn end_batch(&mut self) {
         // The batch took from the intake: senders waiting for room may go on.
@@ -308,6 +268,7 @@ impl<T> Engine<T> {
         #[cfg(feature = "async")]
         self.shared.intake_waiters.wake();
         self.settle_closes();
+        self.forget_dropped_groups();
         if self.local != DispatcherStats::default() {
             self.shared.counters.add(&self.local);
             self.local = DispatcherStats::default();
@@ -397,6 +358,24 @@ impl<T> Engine<T> {
                 } else {
                     self.deliver_to_all(value, cloner, self.stamp);
                 }
+            }
+            Envelope::Multicast {
+                group,
+                value,
+                cloner,
+            } => {
+                self.stamp += 1;
+                self.multicast(group, value, cloner, self.stamp);
+            }
+            Envelope::GroupChange {
+                group,
+                member,
+                join,
+            } => {
+                self.change_group(group, member, join);
+                // Counted for closes (it took a place in the intake), not as a message.
+                self.handled += 1;
+                return;
             }
             Envelope::Forward { to, value, stamp } => {
                 let held = match value {
@@ -491,17 +470,11 @@ impl<T> Engine<T> {
                     slot.senders += 1;
                 }
             }
-            Control::SenderLeft(id) => {
-                if let Some(slot) = self.slot_mut(id) {
-                    slot.senders -= 1;
-                    if slot.senders == 0 {
-                        let epoch = slot.epoch;
-                        self.pending_closes.push_back(PendingClose {
-                            id,
-                            epoch,
-                            after: due,
-                        });
-                    }
+            Control::SenderLeft(id) => self.sender_left(id, due),
+            Control::GroupDropped { group, members } => {
+                self.drop_group(group, due);
+                for member in members {
+                    self.sender_left(member, due);
                 }
             }
             Control::BroadcasterJoined => self.broadcasters += 1,
@@ -521,6 +494,22 @@ impl<T> Engine<T> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// One of `id`'s senders (or a group holding it) is gone; with none left, it closes once
+    /// the `due`-th data message is handled.
+    fn sender_left(&mut self, id: ReceiverId, due: u64) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.senders -= 1;
+            if slot.senders == 0 {
+                let epoch = slot.epoch;
+                self.pending_closes.push_back(PendingClose {
+                    id,
+                    epoch,
+                    after: due,
+                });
             }
         }
     }

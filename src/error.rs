@@ -196,6 +196,10 @@ pub enum HandleError {
     DispatcherGone,
     /// A spilling dispatcher could not create the new receiver's spill directory.
     SpillDirectory(std::io::ErrorKind),
+    /// A handle of one dispatcher was given to another's (a multicaster's member).
+    OtherDispatcher,
+    /// This dispatcher cannot do that (for example multicast on a journaled one).
+    NotSupported(&'static str),
 }
 
 impl fmt::Display for HandleError {
@@ -209,6 +213,8 @@ impl fmt::Display for HandleError {
             HandleError::SpillDirectory(kind) => {
                 write!(f, "cannot create the receiver's spill directory: {kind}")
             }
+            HandleError::OtherDispatcher => f.write_str("the handle belongs to another dispatcher"),
+            HandleError::NotSupported(what) => write!(f, "not supported: {what}"),
         }
     }
 }

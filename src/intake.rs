@@ -60,6 +60,19 @@ pub(crate) enum Envelope<T> {
     SendMany { to: ReceiverId, values: Vec<T> },
     /// `broadcast`: stamp it, deliver a copy to every receiver.
     Broadcast { value: T, cloner: Cloner<T> },
+    /// `multicast`: stamp it, deliver a copy to every member of a group.
+    Multicast {
+        group: crate::multicast::GroupId,
+        value: T,
+        cloner: Cloner<T>,
+    },
+    /// A receiver joins (`join`) or leaves a multicast group. Takes no stamp; through the data
+    /// channel so that it falls exactly between the multicasts sent before and after it.
+    GroupChange {
+        group: crate::multicast::GroupId,
+        member: ReceiverId,
+        join: bool,
+    },
     /// `forward`: already stamped; release in stamp order.
     Forward {
         to: ReceiverId,
@@ -87,6 +100,12 @@ pub(crate) enum Control<T> {
     SenderJoined(ReceiverId),
     /// A sender for `0` was dropped.
     SenderLeft(ReceiverId),
+    /// A multicaster was dropped: its group is forgotten once the data queued before this
+    /// is handled, and it stops holding `members` open.
+    GroupDropped {
+        group: crate::multicast::GroupId,
+        members: Vec<ReceiverId>,
+    },
     /// A broadcaster was created.
     BroadcasterJoined,
     /// A broadcaster was dropped.

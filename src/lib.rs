@@ -116,6 +116,7 @@ mod inbox;
 mod intake;
 pub mod journal;
 mod link;
+mod multicast;
 pub mod pipeline;
 mod read;
 mod receiver;
@@ -135,7 +136,7 @@ mod waiter;
 #[cfg(feature = "async")]
 pub use async_recv::{RecvFuture, StampedStream};
 #[cfg(feature = "async")]
-pub use async_send::{ForwardFuture, SendFuture};
+pub use async_send::{ForwardFuture, MulticastFuture, SendFuture};
 pub use builder::{
     Builder, DEFAULT_JOURNAL_SEGMENT_SIZE, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE,
     MAX_PREALLOCATED_BYTES,
@@ -147,6 +148,7 @@ pub use error::{
 };
 pub use fuse::{fuse, FuseError, FuseErrorKind, Fused};
 pub use journal::{Durability, JournalGap, RecoveryReport};
+pub use multicast::ClockedMulticaster;
 pub use read::ClockedRead;
 pub use receiver::{ClockedReceiver, TryIter};
 pub use select::{Select, SelectTimeoutError, SelectedOperation, TryReadyError, TrySelectError};

@@ -142,6 +142,28 @@ impl Shared {
         Ok(())
     }
 
+    /// [`admit_broadcast`](Self::admit_broadcast) without waiting: while a spilling receiver
+    /// holds its sends, fails at once with `DiskFull` (or `DiskFailed`), whatever the policy.
+    #[cfg(feature = "async")]
+    pub(crate) fn try_admit_broadcast(&self) -> Result<(), SendErrorKind> {
+        let Some(spill) = &self.spill else {
+            return Ok(());
+        };
+        if spill
+            .held_receivers
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 0
+        {
+            return Ok(());
+        }
+        Err(match spill.failing_kind() {
+            Some(kind) => SendErrorKind::DiskFailed { kind },
+            None => SendErrorKind::DiskFull {
+                limit: spill.config.disk_limit,
+            },
+        })
+    }
+
     /// Checks a stamp about to be forwarded against the released clock.
     pub(crate) fn check_stamp(&self, stamp: usize) -> Result<(), SendErrorKind> {
         self.stamp_verdict(stamp, self.clock.read())
@@ -268,6 +290,11 @@ impl<T> Link<T> {
     #[cfg(feature = "async")]
     pub(crate) fn intake_is_rendezvous(&self) -> bool {
         self.data.is_rendezvous()
+    }
+
+    /// Whether `other` leads to the same dispatcher.
+    pub(crate) fn same_dispatcher(&self, other: &Link<T>) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Tells the dispatcher about a handle joining or leaving. Never blocks. Returns false if

@@ -89,16 +89,19 @@ impl<T> ClockedSender<T> {
         self.admit()
     }
 
-    /// The link to the dispatcher (`async` feature).
-    #[cfg(feature = "async")]
+    /// The link to the dispatcher.
     pub(crate) fn link(&self) -> &Link<T> {
         &self.link
     }
 
-    /// The receiver this sender targets (`async` feature).
-    #[cfg(feature = "async")]
+    /// The receiver this sender targets.
     pub(crate) fn target(&self) -> ReceiverId {
         self.target
+    }
+
+    /// Whether this sender's receiver is still alive.
+    pub(crate) fn receiver_alive(&self) -> bool {
+        self.receiver.receiver_alive()
     }
 
     /// [`check_send`](Self::check_send) without waiting at a spilling receiver's gate.
