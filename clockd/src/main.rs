@@ -6,6 +6,8 @@
 //! clockd journal rewind DIR RECEIVER STAMP       replay RECEIVER from STAMP on its next start
 //! clockd journal snapshot DIR OUT                a consistent copy while the dispatcher runs
 //! clockd journal verify DIR                      every record's checksum
+//! clockd serve [--listen ADDR] [--monitor ADDR]  the broker (see `serve`)
+//! clockd status ADDR                             a running broker's metrics
 //! ```
 //!
 //! Everything but `rewind` only reads the journal and takes no lock, so it works while a
@@ -14,12 +16,14 @@
 //! Exit codes: 0 on success, 1 if `verify` found damage, 2 on a usage error or a failure (one
 //! line on stderr, `clockd: ...`). Progress bars go to stderr, only when it is a terminal.
 //!
-//! The binary is laid out for more commands (a later `clockd serve`): this file parses the
-//! command line and maps outcomes to exit codes, each command lives in its own module.
+//! This file parses the command line and maps outcomes to exit codes; each command lives in
+//! its own module.
 
 mod journal;
 mod output;
 mod progress;
+mod serve;
+mod status;
 
 use std::process::ExitCode;
 
@@ -38,6 +42,10 @@ enum Command {
     /// Inspect, verify, copy and rewind a dispatcher's journal directory.
     #[command(subcommand)]
     Journal(journal::JournalCommand),
+    /// Run the broker: pub/sub over the topics telnet protocol, stamped by one dispatcher.
+    Serve(serve::ServeArgs),
+    /// Print a running broker's metrics (from its `--monitor` address).
+    Status(status::StatusArgs),
 }
 
 /// How a command ended, when it did not fail.
@@ -76,6 +84,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Journal(command) => journal::run(command),
+        Command::Serve(args) => serve::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -1,0 +1,201 @@
+//! `clockd serve`: a pub/sub broker on the clocked dispatcher, speaking the telnet line
+//! protocol of the `topics` demo (see [`command`] for the commands).
+//!
+//! The broker is a thin shell (DESIGN.md, "Beyond one process"): tokio does the network, the
+//! synchronous library does the clock, ordering, fan-out and spill. The split follows
+//! mini-redis:
+//!
+//! * [`lines`]: frames (lines with a length limit);
+//! * [`command`]: a line into a [`command::Command`], or an `ERR` reason;
+//! * [`broker`]: topics as multicast groups of one dispatcher, limits, counters;
+//! * [`connection`]: one task reading commands, one task writing deliveries;
+//! * [`monitor`]: `/metrics` and a status page.
+//!
+//! Every published message gets a global stamp; a connection receives its topics' messages
+//! in stamp order. The dispatcher spills a slow connection's backlog to a directory
+//! (`--spill-dir`, by default a fresh one in the system's temporary directory, removed on a
+//! clean shutdown) so that it never waits for one connection.
+
+pub mod broker;
+pub mod command;
+pub mod connection;
+pub mod lines;
+pub mod monitor;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clocked_dispatch::{Builder, DiskFull};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::{Failure, Outcome};
+use broker::{Broker, Limits, Published};
+
+/// `clockd serve`: run the broker.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8889")]
+    listen: SocketAddr,
+    /// Serve `/metrics` and a status page on this address.
+    #[arg(long)]
+    monitor: Option<SocketAddr>,
+    /// Require `AUTH TOKEN` as every connection's first command.
+    #[arg(long)]
+    token: Option<String>,
+    /// Longest line accepted, in bytes; a longer one closes the connection.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_line: usize,
+    /// Connections open at once; more are refused with an ERR line.
+    #[arg(long, default_value_t = 100_000)]
+    max_connections: usize,
+    /// Subscriptions per connection.
+    #[arg(long, default_value_t = 10_000)]
+    max_subscriptions: usize,
+    /// Topics in all (topics are never deleted).
+    #[arg(long, default_value_t = 1_000_000)]
+    max_topics: usize,
+    /// Messages waiting for one connection before it is disconnected.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_backlog: u64,
+    /// Seconds one write to a client may take before it is disconnected.
+    #[arg(long, default_value_t = 30)]
+    write_timeout: u64,
+    /// Where slow connections' backlogs spill (created; default: a fresh temporary one).
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
+    /// Bytes of spill files in all before publishes are refused.
+    #[arg(long, default_value_t = 1 << 30)]
+    spill_limit: u64,
+    /// Messages the dispatcher's intake holds, and each connection's in-memory queue.
+    #[arg(long, default_value_t = 4096)]
+    bound: usize,
+}
+
+/// Runs the broker until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
+    let spill_dir = args.spill_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("clockd-spill-{}", std::process::id()))
+    });
+    let dispatcher = Builder::new()
+        .bound(args.bound)
+        .thread_name("clockd-dispatcher")
+        .spill_to(&spill_dir)
+        .disk_limit(args.spill_limit)
+        .when_disk_full(DiskFull::Reject)
+        .build_spilling::<Published>()
+        .map_err(|e| Failure::new(format!("cannot start the dispatcher: {e}")))?;
+    let limits = Limits {
+        max_line: args.max_line,
+        max_connections: args.max_connections,
+        max_subscriptions: args.max_subscriptions,
+        max_topics: args.max_topics,
+        max_backlog: args.max_backlog,
+        write_timeout: Duration::from_secs(args.write_timeout),
+        token: args.token.clone(),
+    };
+    let broker = Arc::new(Broker::new(dispatcher, limits));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("clockd-io")
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
+    let result = runtime.block_on(serve(broker, &args));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let _ = std::fs::remove_dir_all(&spill_dir);
+    result
+}
+
+async fn serve(broker: Arc<Broker>, args: &ServeArgs) -> Result<Outcome, Failure> {
+    let listener = listen(args.listen)
+        .map_err(|e| Failure::new(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::new(format!("cannot read the listening address: {e}")))?;
+    if let Some(addr) = args.monitor {
+        let monitor =
+            listen(addr).map_err(|e| Failure::new(format!("cannot listen on {addr}: {e}")))?;
+        let monitor_addr = monitor
+            .local_addr()
+            .map_err(|e| Failure::new(format!("cannot read the monitor address: {e}")))?;
+        println!("clockd: monitor on http://{monitor_addr}/");
+        tokio::spawn(monitor::serve(broker.clone(), monitor));
+    }
+    // Tests and scripts read this line to learn the port.
+    println!("clockd: listening on {local}");
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return Ok(Outcome::Done),
+        };
+        let Ok((socket, _peer)) = accepted else {
+            // Out of file descriptors, say: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let counters = &broker.counters;
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        if counters.connections.load(Ordering::Relaxed) >= broker.limits.max_connections {
+            tokio::spawn(refuse(socket, broker.limits.max_connections));
+            continue;
+        }
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let authenticated = broker.limits.token.is_none();
+            connection::serve(broker.clone(), socket, authenticated).await;
+            broker.counters.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// How many connections the kernel may queue before we accept them. `TcpListener::bind`
+/// asks for 128, which a burst of connects overflows on loopback (the client's SYN is then
+/// dropped and retried a second later).
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`ACCEPT_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
+/// Tells a connection over the limit why, and closes it.
+async fn refuse(mut socket: tokio::net::TcpStream, limit: usize) {
+    let line = format!("ERR too many connections (limit {limit})\n");
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(line.as_bytes())).await;
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,187 @@
+//! `clockd serve` under load: global stamp order across publishers, topics and subscribers;
+//! a subscriber that never reads is cut off without slowing anyone; connections that come and
+//! go by the ten thousand leave no receiver and no memory behind; ten thousand idle
+//! connections do not stop a new one from being served.
+
+mod server;
+
+use std::collections::BTreeMap;
+use std::thread;
+
+use server::{Broker, Client};
+
+#[test]
+fn four_publishers_four_topics_eight_subscribers_see_stamp_order() {
+    const PER_PUBLISHER: usize = 1_000;
+    let broker = Broker::start(&[]);
+    // Subscriber s follows topic s % 4, and the odd ones (s + 1) % 4 too.
+    let mut subscribers = Vec::new();
+    for s in 0..8usize {
+        let mut client = broker.connect();
+        client.send("STAMPS on");
+        let mut follows = vec![s % 4];
+        if s % 2 == 1 {
+            follows.push((s + 1) % 4);
+        }
+        for t in &follows {
+            client.send(&format!("SUB topic-{t}"));
+        }
+        client.sync();
+        subscribers.push((follows, client));
+    }
+    let publishers: Vec<_> = (0..4usize)
+        .map(|p| {
+            let addr = broker.addr;
+            thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut batch = String::new();
+                for i in 0..PER_PUBLISHER {
+                    let topic = (i + p) % 4;
+                    batch.push_str(&format!("PUB topic-{topic} {p} {i}\n"));
+                }
+                client.send_raw(batch.as_bytes());
+                client.sync();
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    for (follows, mut client) in subscribers {
+        let expected_count = (0..4usize)
+            .map(|p| {
+                (0..PER_PUBLISHER)
+                    .filter(|i| follows.contains(&((i + p) % 4)))
+                    .count()
+            })
+            .sum::<usize>();
+        let mut last_stamp = 0;
+        let mut by_publisher: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for _ in 0..expected_count {
+            let line = client.expect_line();
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [verb, stamp, topic, p, i] = fields[..] else {
+                panic!("unexpected line {line:?}");
+            };
+            assert_eq!(verb, "STAMPED");
+            let stamp: usize = stamp.parse().unwrap();
+            assert!(stamp > last_stamp, "stamp {stamp} after {last_stamp}");
+            last_stamp = stamp;
+            let (p, i): (usize, usize) = (p.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(topic, format!("topic-{}", (i + p) % 4));
+            assert!(
+                follows.contains(&((i + p) % 4)),
+                "{line} is not for this subscriber"
+            );
+            by_publisher.entry(p).or_default().push(i);
+        }
+        for (p, got) in by_publisher {
+            let expected: Vec<usize> = (0..PER_PUBLISHER)
+                .filter(|i| follows.contains(&((i + p) % 4)))
+                .collect();
+            assert_eq!(got, expected, "publisher {p}'s messages, in its order");
+        }
+        assert!(client.sync().is_empty(), "nothing more than was published");
+    }
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_cut_off_and_slows_no_one() {
+    const MESSAGES: usize = 20_000;
+    const ROUND: usize = 500;
+    let broker = Broker::start(&["--max-backlog", "2000", "--bound", "256"]);
+    let mut stalled = broker.connect();
+    stalled.send("SUB t");
+    stalled.sync(); // and never reads again
+    let mut reader = broker.connect();
+    reader.send("SUB t");
+    reader.sync();
+    // Published in rounds, each read by the reader before the next: its backlog stays
+    // far below the limit however slow this machine is, while the stalled one's grows.
+    let mut publisher = broker.connect();
+    let payload = "x".repeat(1024);
+    for round in 0..MESSAGES / ROUND {
+        let mut batch = String::new();
+        for i in round * ROUND..(round + 1) * ROUND {
+            batch.push_str(&format!("PUB t {i} {payload}\n"));
+        }
+        publisher.send_raw(batch.as_bytes());
+        for i in round * ROUND..(round + 1) * ROUND {
+            let line = reader.expect_line();
+            assert!(
+                line.starts_with(&format!("UPDATED t {i} ")),
+                "message {i}: {line:.40}"
+            );
+        }
+    }
+    let cut = broker.wait_for_metric("clockd_slow_disconnects_total", |n| n >= 1);
+    assert_eq!(cut, 1, "the stalled subscriber, and only it, was cut off");
+    // Its receiver is gone; the reader's is the only one left.
+    assert_eq!(broker.wait_for_metric("clockd_receivers", |n| n == 1), 1);
+    drop(stalled);
+}
+
+/// The broker's resident memory, from its own metric.
+fn resident(broker: &Broker) -> u64 {
+    broker.metric("clockd_resident_memory_bytes")
+}
+
+#[test]
+fn ten_thousand_subscribe_and_disconnect_cycles_leave_nothing_behind() {
+    let broker = Broker::start(&[]);
+    let mut publisher = broker.connect();
+    let mut cycle = |i: usize| {
+        let mut client = broker.connect();
+        client.send(&format!("SUB topic-{}", i % 16));
+        client.sync();
+        if i.is_multiple_of(100) {
+            // Some of them get a message before they go.
+            publisher.send(&format!("PUB topic-{} {i}", i % 16));
+            assert_eq!(
+                client.expect_line(),
+                format!("UPDATED topic-{} {i}\n", i % 16)
+            );
+        }
+        drop(client);
+    };
+    for i in 0..1_000 {
+        cycle(i);
+    }
+    broker.wait_for_metric("clockd_connections", |n| n == 1);
+    let warm = resident(&broker);
+    for i in 1_000..10_000 {
+        cycle(i);
+    }
+    assert_eq!(broker.wait_for_metric("clockd_connections", |n| n == 1), 1);
+    assert_eq!(broker.wait_for_metric("clockd_receivers", |n| n == 0), 0);
+    assert!(broker.metric("clockd_receiver_slots") <= 2);
+    let (_, metrics) = broker.http_get("/metrics");
+    for t in 0..16 {
+        let line = format!("clockd_topic_subscribers{{topic=\"topic-{t}\"}} 0");
+        assert!(metrics.contains(&line), "{line} missing");
+    }
+    let after = resident(&broker);
+    assert!(
+        after < warm + 8 * 1024 * 1024,
+        "resident memory grew from {warm} to {after} bytes over 9,000 cycles"
+    );
+}
+
+#[test]
+fn ten_thousand_idle_connections_and_a_new_one_is_served() {
+    const IDLE: usize = 10_000;
+    let broker = Broker::start(&[]);
+    let idle: Vec<std::net::TcpStream> = (0..IDLE)
+        .map(|_| std::net::TcpStream::connect(broker.addr).expect("connects"))
+        .collect();
+    assert_eq!(
+        broker.wait_for_metric("clockd_connections", |n| n == IDLE as u64),
+        IDLE as u64
+    );
+    let mut fresh = broker.connect();
+    fresh.send("SUB t");
+    fresh.send("PUB t still served");
+    assert_eq!(fresh.expect_line(), "UPDATED t still served\n");
+    drop(idle);
+    assert_eq!(broker.wait_for_metric("clockd_connections", |n| n == 1), 1);
+}
