@@ -8,6 +8,7 @@
 //! clockd journal verify DIR                      every record's checksum
 //! clockd serve [--listen ADDR] [--monitor ADDR]  the broker (see `serve`)
 //! clockd status ADDR                             a running broker's metrics
+//! clockd bench [--protocol topics|redis] ...     pub/sub throughput and latency percentiles
 //! ```
 //!
 //! Everything but `rewind` only reads the journal and takes no lock, so it works while a
@@ -19,6 +20,7 @@
 //! This file parses the command line and maps outcomes to exit codes; each command lives in
 //! its own module.
 
+mod bench;
 mod journal;
 mod output;
 mod progress;
@@ -46,6 +48,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print a running broker's metrics (from its `--monitor` address).
     Status(status::StatusArgs),
+    /// Load a pub/sub server (clockd, or redis for comparison) and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// How a command ended, when it did not fail.
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Journal(command) => journal::run(command),
         Command::Serve(args) => serve::run(args),
         Command::Status(args) => status::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

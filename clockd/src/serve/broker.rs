@@ -183,10 +183,10 @@ impl Broker {
         table
     }
 
-    /// Publishes `message` to `topic`: one stamp, a copy to each subscriber.
-    pub async fn publish(&self, topic: &str, message: &str) -> Result<(), BrokerError> {
-        let target = self.topic(topic)?;
-        let body = Published(format!("{topic} {message}").into());
+    /// Publishes `body` (`topic message`) to `target` (found with [`topic`](Self::topic)): one
+    /// stamp, a copy (of an `Arc`) to each subscriber.
+    pub async fn publish_to(&self, target: &Topic, body: &str) -> Result<(), BrokerError> {
+        let body = Published(body.into());
         target
             .group
             .multicast_async(body)

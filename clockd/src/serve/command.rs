@@ -34,6 +34,8 @@ pub enum Command<'a> {
         topic: &'a str,
         /// Everything after `PUB topic `.
         message: &'a str,
+        /// `topic message`: everything after `PUB `, what subscribers get after `UPDATED `.
+        body: &'a str,
     },
     /// `CREATE topic`
     Create(&'a str),
@@ -52,7 +54,7 @@ pub enum Command<'a> {
 }
 
 /// Why a line is not a command; sent back as `ERR {self}`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ParseError {
     /// The verb is not one we know.
     Unknown(String),
@@ -87,10 +89,12 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError> {
     let verb_is = |name: &str| verb.eq_ignore_ascii_case(name);
     if verb_is("PUB") {
         let usage = ParseError::Usage("PUB topic message");
-        let (topic, message) = rest.and_then(|r| r.split_once(' ')).ok_or(usage)?;
+        let body = rest.ok_or(usage.clone())?;
+        let (topic, message) = body.split_once(' ').ok_or(usage)?;
         return Ok(Command::Pub {
             topic: topic_name(topic)?,
             message,
+            body,
         });
     }
     let args: Vec<&str> = rest.map(|r| r.split(' ').collect()).unwrap_or_default();
@@ -183,14 +187,16 @@ mod tests {
             parse("PUB mytopic a message"),
             Ok(Command::Pub {
                 topic: "mytopic",
-                message: "a message"
+                message: "a message",
+                body: "mytopic a message"
             })
         );
         assert_eq!(
             parse("pub t  two  spaces "),
             Ok(Command::Pub {
                 topic: "t",
-                message: " two  spaces "
+                message: " two  spaces ",
+                body: "t  two  spaces "
             })
         );
         assert_eq!(parse("unsub t"), Ok(Command::Unsub("t")));

@@ -10,9 +10,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// One frame read from a connection.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Frame {
-    /// A complete line, without its `\r\n` or `\n`.
-    Line(String),
+pub enum Frame<'a> {
+    /// A complete line, without its `\r\n` or `\n` (borrowed from the reader's buffer, which
+    /// is reused for the next line: no allocation per line).
+    Line(&'a str),
     /// A complete line that is not valid UTF-8.
     NotUtf8,
     /// More than the limit without a newline; the rest was not read.
@@ -38,7 +39,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 
     /// The next frame; `None` at the end of the input (a last line without a newline is
     /// dropped: the client went away mid-line).
-    pub async fn next(&mut self) -> std::io::Result<Option<Frame>> {
+    pub async fn next(&mut self) -> std::io::Result<Option<Frame<'_>>> {
         self.line.clear();
         loop {
             let buffered = self.input.fill_buf().await?;
@@ -60,8 +61,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 if self.line.len() > self.limit {
                     return Ok(Some(Frame::TooLong));
                 }
-                let line = std::mem::take(&mut self.line);
-                return Ok(Some(match String::from_utf8(line) {
+                return Ok(Some(match std::str::from_utf8(&self.line) {
                     Ok(text) => Frame::Line(text),
                     Err(_) => Frame::NotUtf8,
                 }));
@@ -78,12 +78,17 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 mod tests {
     use super::*;
 
-    async fn frames(input: &[u8], limit: usize) -> Vec<Frame> {
+    /// What the frames were, as text: `Line(x)` as `x`, the others by name.
+    async fn frames(input: &[u8], limit: usize) -> Vec<String> {
         let mut reader = LineReader::new(input, limit);
         let mut got = Vec::new();
         while let Some(frame) = reader.next().await.unwrap() {
-            let stop = frame == Frame::TooLong;
-            got.push(frame);
+            let (text, stop) = match frame {
+                Frame::Line(text) => (text.to_string(), false),
+                Frame::NotUtf8 => ("<not utf-8>".to_string(), false),
+                Frame::TooLong => ("<too long>".to_string(), true),
+            };
+            got.push(text);
             if stop {
                 break;
             }
@@ -91,8 +96,8 @@ mod tests {
         got
     }
 
-    fn line(text: &str) -> Frame {
-        Frame::Line(text.to_string())
+    fn line(text: &str) -> String {
+        text.to_string()
     }
 
     #[tokio::test]
@@ -104,18 +109,18 @@ mod tests {
     #[tokio::test]
     async fn a_line_at_the_limit_passes_and_one_byte_more_does_not() {
         let got = frames(b"12345\r\n123456\n", 5).await;
-        assert_eq!(got, vec![line("12345"), Frame::TooLong]);
+        assert_eq!(got, vec![line("12345"), line("<too long>")]);
     }
 
     #[tokio::test]
     async fn a_long_line_without_newline_stops_at_the_limit() {
         let input = vec![b'x'; 10_000];
-        assert_eq!(frames(&input, 100).await, vec![Frame::TooLong]);
+        assert_eq!(frames(&input, 100).await, vec![line("<too long>")]);
     }
 
     #[tokio::test]
     async fn invalid_utf8_is_reported_and_reading_goes_on() {
         let got = frames(b"PUB a \xff\xfe\nPING\n", 64).await;
-        assert_eq!(got, vec![Frame::NotUtf8, line("PING")]);
+        assert_eq!(got, vec![line("<not utf-8>"), line("PING")]);
     }
 }
