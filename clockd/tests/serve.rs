@@ -239,3 +239,19 @@ fn metrics_status_page_and_clockd_status() {
         .expect("the counter is printed");
     assert_eq!(line.split_whitespace().last(), Some("1"));
 }
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_removes_the_spill_directory() {
+    let mut broker = Broker::start(&[]);
+    let mut client = broker.connect();
+    client.send("SUB t");
+    client.sync();
+    assert!(
+        broker.spill_dir().exists(),
+        "the dispatcher made its spill directory"
+    );
+    assert_eq!(broker.terminate(), Some(0));
+    assert!(client.closed(), "connections end with the process");
+    assert!(!broker.spill_dir().exists(), "a clean shutdown removes it");
+    assert!(!broker.is_running());
+}

@@ -55,6 +55,8 @@ pub struct Limits {
     pub max_backlog: u64,
     /// How long one write to a client may take before it is cut off.
     pub write_timeout: std::time::Duration,
+    /// Silence on a connection before keepalive probes look for its peer.
+    pub keepalive: std::time::Duration,
     /// The shared token every connection must give first (`AUTH token`), if any.
     pub token: Option<String>,
 }

@@ -60,6 +60,15 @@ const WRITE_BATCH: usize = 256;
 /// Serves one connection until it closes.
 pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) {
     let _ = socket.set_nodelay(true);
+    // A peer that vanished without closing (a half-open connection) is found by keepalive
+    // probes: after `--keepalive` seconds of silence, then 3 probes 5 s apart; its reads then
+    // fail and the connection is freed.
+    let idle = broker.limits.keepalive;
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(std::time::Duration::from_secs(5))
+        .with_retries(3);
+    let _ = socket2::SockRef::from(&socket).set_tcp_keepalive(&probes);
     let (read_half, write_half) = socket.into_split();
     let (replies, outbox) = mpsc::channel(REPLY_QUEUE);
     let writer = tokio::spawn(write_loop(broker.clone(), write_half, outbox));

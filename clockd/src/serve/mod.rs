@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Seconds one write to a client may take before it is disconnected.
     #[arg(long, default_value_t = 30)]
     write_timeout: u64,
+    /// Seconds of silence on a connection before TCP keepalive probes check its peer (a
+    /// half-open connection is closed after 3 unanswered probes, 5 s apart).
+    #[arg(long, default_value_t = 60)]
+    keepalive: u64,
     /// Where slow connections' backlogs spill (created; default: a fresh temporary one).
     #[arg(long)]
     spill_dir: Option<PathBuf>,
@@ -97,6 +101,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
         max_backlog: args.max_backlog,
         write_timeout: Duration::from_secs(args.write_timeout),
         token: args.token.clone(),
+        keepalive: Duration::from_secs(args.keepalive.max(1)),
     };
     let broker = Arc::new(Broker::new(dispatcher, limits));
     let runtime = tokio::runtime::Builder::new_multi_thread()
