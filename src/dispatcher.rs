@@ -322,9 +322,7 @@ impl<T: Send + Clone> Dispatcher<T> {
     ///
     /// # Errors
     ///
-    /// [`NotSupported`](HandleError::NotSupported) on a journaled dispatcher (its records
-    /// name one receiver or all), [`DispatcherGone`](HandleError::DispatcherGone) if its
-    /// thread has stopped.
+    /// [`DispatcherGone`](HandleError::DispatcherGone) if its thread has stopped.
     pub fn multicaster<S: Into<String>>(
         &self,
         name: S,

@@ -115,6 +115,8 @@ enum Held<T> {
     Nothing,
     Unicast(ReceiverId, T),
     Broadcast(T, Cloner<T>),
+    /// A multicast on a journaled dispatcher: the group's members when it was stamped.
+    Multicast(Vec<ReceiverId>, T, Cloner<T>),
 }
 
 pub(crate) struct Engine<T> {
@@ -435,7 +437,7 @@ impl<T> Engine<T> {
                 }
             }
             Held::Broadcast(..) => self.held_broadcasts -= 1,
-            Held::Nothing => {}
+            Held::Nothing | Held::Multicast(..) => {}
         }
     }
 
@@ -444,6 +446,9 @@ impl<T> Engine<T> {
             Held::Nothing => {}
             Held::Unicast(to, value) => self.deliver(to, value, stamp),
             Held::Broadcast(value, cloner) => self.deliver_to_all(value, cloner, stamp),
+            Held::Multicast(members, value, cloner) => {
+                self.deliver_to_each(&members, value, cloner, stamp)
+            }
         }
     }
 

@@ -198,8 +198,6 @@ pub enum HandleError {
     SpillDirectory(std::io::ErrorKind),
     /// A handle of one dispatcher was given to another's (a multicaster's member).
     OtherDispatcher,
-    /// This dispatcher cannot do that (for example multicast on a journaled one).
-    NotSupported(&'static str),
 }
 
 impl fmt::Display for HandleError {
@@ -214,7 +212,6 @@ impl fmt::Display for HandleError {
                 write!(f, "cannot create the receiver's spill directory: {kind}")
             }
             HandleError::OtherDispatcher => f.write_str("the handle belongs to another dispatcher"),
-            HandleError::NotSupported(what) => write!(f, "not supported: {what}"),
         }
     }
 }

@@ -23,9 +23,10 @@
 //! * **The handle's member list mirrors the dispatcher's**, under one mutex taken by `add`,
 //!   `remove` and drop (never by `multicast`), so `add` and `remove` are idempotent.
 //!
-//! Journaled dispatchers do not take multicasters yet: the journal's record names one
-//! receiver or all of them, not a set. [`Dispatcher::multicaster`] says so with
-//! [`HandleError::NotSupported`].
+//! On a journaled dispatcher a multicast is written as one `Data` record per member (all with
+//! its stamp), so a member replays it after a restart and a lagging member reads it back, as
+//! for a send. Under [`Durability::Always`](crate::Durability::Always), `multicast` returns once
+//! it is stored.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -89,11 +90,6 @@ pub struct ClockedMulticaster<T: Clone> {
 impl<T: Clone> ClockedMulticaster<T> {
     /// A multicaster with no members, for the dispatcher behind `link`.
     pub(crate) fn create(name: String, link: Link<T>) -> Result<Self, HandleError> {
-        if link.shared.journal.is_some() {
-            return Err(HandleError::NotSupported(
-                "multicast on a journaled dispatcher",
-            ));
-        }
         if link.shared.clock.is_stopped() {
             return Err(HandleError::DispatcherGone);
         }
@@ -231,22 +227,31 @@ impl<T: Clone> ClockedMulticaster<T> {
     /// # Errors
     ///
     /// The value comes back if the dispatcher is in forwarding mode, its thread has stopped,
-    /// or (spilling) a receiver's disk budget is used up under
-    /// [`DiskFull::Reject`](crate::DiskFull::Reject).
+    /// (spilling) a receiver's disk budget is used up under
+    /// [`DiskFull::Reject`](crate::DiskFull::Reject), or (journaled, under `Always`) it could not
+    /// be stored.
     pub fn multicast(&self, value: T) -> Result<(), SendError<T>> {
         if let Err(kind) = self.check() {
             return Err(SendError::new(kind, value));
         }
-        self.link
-            .submit(self.envelope(value))
-            .map(|_position| ())
-            .map_err(|envelope| match envelope {
-                Envelope::Multicast { value, .. } => {
-                    SendError::new(SendErrorKind::DispatcherGone, value)
-                }
-                // `submit` hands back the envelope it was given.
-                _ => unreachable!("submit returned a different envelope"),
-            })
+        let position =
+            self.link
+                .submit(self.envelope(value))
+                .map_err(|envelope| match envelope {
+                    Envelope::Multicast { value, .. } => {
+                        SendError::new(SendErrorKind::DispatcherGone, value)
+                    }
+                    // `submit` hands back the envelope it was given.
+                    _ => unreachable!("submit returned a different envelope"),
+                })?;
+        // Journaled, under `Always`: wait until it is stored (or get it back).
+        match self.link.settle_position(position) {
+            Ok(()) => Ok(()),
+            Err(mut not_stored) => match not_stored.values.pop() {
+                Some(value) => Err(SendError::new(not_stored.kind, value)),
+                None => Ok(()),
+            },
+        }
     }
 }
 

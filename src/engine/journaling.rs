@@ -256,13 +256,18 @@ impl<T> Engine<T> {
         };
         journal.stamp = journal.stamp.max(stamp);
         let mut held = held;
-        if let Held::Unicast(to, _) = &mut held {
-            // A message for a name whose receiver was dropped and made again (its old slot
-            // still waits to close) is the name's: the new receiver gets it. It joined after
-            // its replay limit, below this stamp, so this is its live traffic, in order.
+        // A message for a name whose receiver was dropped and made again (its old slot still
+        // waits to close) is the name's: the new receiver gets it. It joined after its replay
+        // limit, below this stamp, so this is its live traffic, in order.
+        let rebind = |journal: &EngineJournal<T>, to: &mut ReceiverId| {
             if let Some(latest) = journal.id_of(*to).and_then(|id| journal.latest_of(id)) {
                 *to = latest;
             }
+        };
+        match &mut held {
+            Held::Unicast(to, _) => rebind(journal, to),
+            Held::Multicast(members, _, _) => members.iter_mut().for_each(|to| rebind(journal, to)),
+            Held::Nothing | Held::Broadcast(..) => {}
         }
         let encoded = match &held {
             Held::Nothing => {
@@ -288,6 +293,27 @@ impl<T> Engine<T> {
                 journal.write_tick();
                 frame::append_message(&mut journal.records, stamp, None, value, journal.encode)
                     .is_ok()
+            }
+            // One `Data` record per member, all with the multicast's stamp: each member's
+            // replay and lag reader find theirs as for a send (the payload is stored once per
+            // member; a record naming a set would store it once).
+            Held::Multicast(members, value, _) => {
+                journal.write_tick();
+                let mut encoded = true;
+                for &to in members.iter() {
+                    let Some(id) = journal.id_of(to) else {
+                        continue; // gone: undeliverable anyway
+                    };
+                    encoded &= frame::append_message(
+                        &mut journal.records,
+                        stamp,
+                        Some(id),
+                        value,
+                        journal.encode,
+                    )
+                    .is_ok();
+                }
+                encoded
             }
         };
         if !encoded {
@@ -370,7 +396,9 @@ impl<T> Engine<T> {
                 let mut returned = journal.returned.lock();
                 for (_, held, position, _) in staged.drain(..) {
                     let value = match held {
-                        Held::Unicast(_, value) | Held::Broadcast(value, _) => value,
+                        Held::Unicast(_, value)
+                        | Held::Broadcast(value, _)
+                        | Held::Multicast(_, value, _) => value,
                         Held::Nothing => continue,
                     };
                     if let Some(position) = position {

@@ -8,6 +8,8 @@
 //! queued before the drop is handled (its own last multicasts still reach their members).
 //! A multicast takes one stamp and pushes a copy to each member in turn, through the same
 //! [`deliver`](Engine::deliver) as a send: a member found gone is closed and skipped.
+//! Journaled, it is staged with the members of the moment (`Held::Multicast`), written as
+//! one `Data` record per member, and delivered to them after the write.
 
 use super::Engine;
 use crate::intake::Cloner;
@@ -47,26 +49,34 @@ impl<T> Engine<T> {
     /// Stamps are assigned by the caller; delivers a copy of `value` to every member of
     /// `group` (the original to the last), or nothing if it has none.
     pub(super) fn multicast(&mut self, group: GroupId, value: T, cloner: Cloner<T>, stamp: usize) {
+        let members = self.groups.get(&group).map_or(&[][..], Vec::as_slice);
         if self.journal.is_some() {
-            // Multicasters refuse journaled dispatchers; should one get through, the stamp
-            // is still journaled (as a gap) rather than delivered out of the journal's order.
-            self.local.undeliverable += 1;
-            self.stage(stamp, super::Held::Nothing, Some(self.handled));
+            // Journaled: written first, delivered after; the members are those of now.
+            let held = super::Held::Multicast(members.to_vec(), value, cloner);
+            self.stage(stamp, held, Some(self.handled));
             return;
         }
-        let Some(members) = self.groups.get(&group) else {
-            return;
-        };
         // A copy: delivering may block and find receivers gone, and needs `&mut self`.
         let mut targets = std::mem::take(&mut self.broadcast_targets);
         targets.clear();
         targets.extend_from_slice(members);
-        if let Some((&last, rest)) = targets.split_last() {
+        self.deliver_to_each(&targets, value, cloner, stamp);
+        self.broadcast_targets = targets;
+    }
+
+    /// Delivers a copy of `value` to each of `members` (the original to the last).
+    pub(super) fn deliver_to_each(
+        &mut self,
+        members: &[ReceiverId],
+        value: T,
+        cloner: Cloner<T>,
+        stamp: usize,
+    ) {
+        if let Some((&last, rest)) = members.split_last() {
             for &id in rest {
                 self.deliver(id, cloner(&value), stamp);
             }
             self.deliver(last, value, stamp);
         }
-        self.broadcast_targets = targets;
     }
 }
