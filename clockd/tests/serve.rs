@@ -255,3 +255,27 @@ fn sigterm_shuts_down_cleanly_and_removes_the_spill_directory() {
     assert!(!broker.spill_dir().exists(), "a clean shutdown removes it");
     assert!(!broker.is_running());
 }
+
+#[test]
+fn a_flood_of_subscriptions_hits_the_limits_and_harms_no_one() {
+    let broker = Broker::start(&["--max-topics", "1000", "--max-subscriptions", "100000"]);
+    let mut bystander = broker.connect();
+    bystander.send("SUB news");
+    bystander.sync();
+    let mut flooder = broker.connect();
+    let mut flood = String::new();
+    for i in 0..20_000 {
+        flood.push_str(&format!("SUB flood-{i}\n"));
+    }
+    flooder.send_raw(flood.as_bytes());
+    let replies = flooder.sync();
+    // 999 new topics fit beside "news"; every SUB after that is refused, one line each.
+    assert_eq!(replies.len(), 20_000 - 999);
+    assert!(replies
+        .iter()
+        .all(|r| r == "ERR too many topics (limit 1000)\n"));
+    assert_eq!(broker.metric("clockd_topics"), 1000);
+    let mut publisher = broker.connect();
+    publisher.send("PUB news still here");
+    assert_eq!(bystander.expect_line(), "UPDATED news still here\n");
+}

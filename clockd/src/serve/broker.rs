@@ -189,13 +189,16 @@ impl Broker {
     /// stamp, a copy (of an `Arc`) to each subscriber.
     pub async fn publish_to(&self, target: &Topic, body: &str) -> Result<(), BrokerError> {
         let body = Published(body.into());
-        target
-            .group
-            .multicast_async(body)
-            .await
-            .map_err(|e| BrokerError::Dispatcher(e.kind().to_string()))?;
+        // Counted before it is handed over: a subscriber may read it before this task runs
+        // again, and a scrape must never show a delivery of a message not yet counted.
         target.published.fetch_add(1, Ordering::Relaxed);
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        let sent = target.group.multicast_async(body).await;
+        if let Err(e) = sent {
+            target.published.fetch_sub(1, Ordering::Relaxed);
+            self.counters.messages_in.fetch_sub(1, Ordering::Relaxed);
+            return Err(BrokerError::Dispatcher(e.kind().to_string()));
+        }
         Ok(())
     }
 }
