@@ -297,7 +297,9 @@ impl<T: Clone> ClockedMulticaster<T> {
     /// Multicasts as [`multicast`](Self::multicast) does, waiting for room in a full intake
     /// without blocking the thread (the dispatcher wakes the task after each batch it takes).
     /// With bound 0 it blocks like `multicast`. Cancel safe, as
-    /// [`send_async`](ClockedSender::send_async) is.
+    /// [`send_async`](ClockedSender::send_async) is. On a journaled dispatcher it completes
+    /// once the message is in the intake, not once it is stored, even under
+    /// [`Durability::Always`](crate::Durability::Always): use `multicast` where that matters.
     ///
     /// ```
     /// # futures::executor::block_on(async {

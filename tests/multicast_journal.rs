@@ -123,3 +123,66 @@ fn under_always_a_multicast_returns_once_stored() {
     let (_tx, rx) = d.new("tx", "member");
     assert_eq!(take(&rx, 1)[0].0, 7, "replayed after the restart");
 }
+
+#[test]
+fn a_name_made_again_is_not_a_member_until_added_and_never_gets_two_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = journaled(dir.path(), Durability::Batch);
+    let (live_tx, live_rx) = d.new("live_tx", "live");
+    let topic = d.multicaster("t").unwrap();
+    let (old_tx, old_rx) = d.new("old_tx", "alice");
+    topic.add(&old_tx).unwrap();
+    topic.add(&live_tx).unwrap();
+    drop(old_rx); // the group still holds the old slot open
+    let (new_tx, new_rx) = d.new("new_tx", "alice");
+    topic.multicast(1).unwrap(); // for the old alice (gone) and live: not for the new alice
+    assert_eq!(take(&live_rx, 1)[0].0, 1);
+    topic.add(&new_tx).unwrap();
+    topic.multicast(2).unwrap();
+    assert_eq!(take(&live_rx, 1)[0].0, 2);
+    let got = take(&new_rx, 1);
+    assert_eq!(
+        got[0].0, 2,
+        "the new alice gets only what followed its own add"
+    );
+    assert!(
+        matches!(
+            new_rx.recv_timeout(Duration::from_millis(100)),
+            Ok((None, _)) | Err(_)
+        ),
+        "and one copy of it"
+    );
+    drop((old_tx, new_tx, live_tx, topic));
+}
+
+#[test]
+fn multicasts_to_nobody_take_stamps_and_a_restart_resumes_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let stamp;
+    {
+        let d = journaled(dir.path(), Durability::Batch);
+        let (tx, rx) = d.new("tx", "rx");
+        let empty = d.multicaster("empty").unwrap();
+        empty.multicast(1).unwrap();
+        empty.multicast(2).unwrap();
+        tx.send(3).unwrap(); // settles the batch; its stamp follows the two
+        stamp = take(&rx, 1)[0].1;
+        assert_eq!(stamp, 3, "the empty multicasts took stamps 1 and 2");
+        drop((tx, rx, empty));
+        d.join();
+    }
+    {
+        let d = journaled(dir.path(), Durability::Batch);
+        let (tx, rx) = d.new("tx", "rx2");
+        let empty = d.multicaster("empty").unwrap();
+        empty.multicast(4).unwrap(); // no record names it: a tick accounts for its stamp
+        tx.send(5).unwrap();
+        assert_eq!(take(&rx, 1)[0].1, stamp + 2);
+        drop((tx, rx, empty));
+        d.join();
+    }
+    let d = journaled(dir.path(), Durability::Batch);
+    let (tx, rx) = d.new("tx", "rx3");
+    tx.send(6).unwrap();
+    assert_eq!(take(&rx, 1)[0].1, stamp + 3, "no stamp is handed out twice");
+}

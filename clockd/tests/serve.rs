@@ -176,6 +176,16 @@ fn a_token_is_required_first_when_set() {
     wrong.send("AUTH guess");
     assert_eq!(wrong.expect_line(), "ERR authentication failed\n");
     assert!(wrong.closed());
+    let mut garbled = broker.connect();
+    garbled.send_raw(b"\xff\xfe\n");
+    assert_eq!(
+        garbled.expect_line(),
+        "ERR authentication required: AUTH token\n"
+    );
+    assert!(
+        garbled.closed(),
+        "bad input before AUTH closes the connection"
+    );
     let mut member = broker.connect();
     member.send("AUTH s3cret");
     member.send("SUB t");
@@ -278,4 +288,15 @@ fn a_flood_of_subscriptions_hits_the_limits_and_harms_no_one() {
     let mut publisher = broker.connect();
     publisher.send("PUB news still here");
     assert_eq!(bystander.expect_line(), "UPDATED news still here\n");
+}
+
+#[test]
+fn a_connection_that_does_not_authenticate_in_time_is_closed() {
+    let broker = Broker::start(&["--token", "s3cret", "--auth-timeout", "1"]);
+    let mut silent = broker.connect();
+    let started = std::time::Instant::now();
+    assert_eq!(silent.expect_line(), "ERR authentication timed out\n");
+    assert!(silent.closed());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(broker.wait_for_metric("clockd_connections", |n| n == 0), 0);
 }

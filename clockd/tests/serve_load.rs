@@ -87,9 +87,23 @@ fn four_publishers_four_topics_eight_subscribers_see_stamp_order() {
 
 #[test]
 fn a_subscriber_that_never_reads_is_cut_off_and_slows_no_one() {
+    stalled_subscriber_is_cut_off(&["--max-backlog", "2000", "--bound", "256"]);
+}
+
+#[test]
+fn a_subscriber_whose_spill_grows_is_cut_off_before_publishes_are_refused() {
+    // 2 MiB of spill per connection (cut at 1.5 MiB), no message-count limit to speak of:
+    // without the byte limit the stalled one would hold the dispatcher's disk gate shut and
+    // every publish would be refused.
+    stalled_subscriber_is_cut_off(&["--spill-limit", "2097152", "--bound", "256"]);
+}
+
+/// A subscriber that never reads, one that does, 20,000 messages of 1 KiB: the reader gets
+/// them all, the publisher never sees an ERR, the stalled one is cut off.
+fn stalled_subscriber_is_cut_off(args: &[&str]) {
     const MESSAGES: usize = 20_000;
     const ROUND: usize = 500;
-    let broker = Broker::start(&["--max-backlog", "2000", "--bound", "256"]);
+    let broker = Broker::start(args);
     let mut stalled = broker.connect();
     stalled.send("SUB t");
     stalled.sync(); // and never reads again
@@ -114,6 +128,7 @@ fn a_subscriber_that_never_reads_is_cut_off_and_slows_no_one() {
             );
         }
     }
+    assert!(publisher.sync().is_empty(), "no publish was refused");
     let cut = broker.wait_for_metric("clockd_slow_disconnects_total", |n| n >= 1);
     assert_eq!(cut, 1, "the stalled subscriber, and only it, was cut off");
     // Its receiver is gone; the reader's is the only one left.

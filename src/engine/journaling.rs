@@ -266,7 +266,15 @@ impl<T> Engine<T> {
         };
         match &mut held {
             Held::Unicast(to, _) => rebind(journal, to),
-            Held::Multicast(members, _, _) => members.iter_mut().for_each(|to| rebind(journal, to)),
+            // Membership belongs to a receiver, not to its name: a member whose name was
+            // taken by a newer receiver is a dropped one (the newer one joins by its own
+            // `add`), so it is left out rather than rebound (which could deliver twice).
+            Held::Multicast(members, _, _) => members.retain(|&to| {
+                journal
+                    .id_of(to)
+                    .and_then(|id| journal.latest_of(id))
+                    .is_none_or(|latest| latest == to)
+            }),
             Held::Nothing | Held::Broadcast(..) => {}
         }
         let encoded = match &held {
@@ -298,6 +306,12 @@ impl<T> Engine<T> {
             // replay and lag reader find theirs as for a send (the payload is stored once per
             // member; a record naming a set would store it once).
             Held::Multicast(members, value, _) => {
+                if !members.iter().any(|&to| journal.id_of(to).is_some()) {
+                    // No record will carry the stamp: a tick does, so that a restart never
+                    // hands out a stamp already published.
+                    journal.tick = Some(stamp);
+                    return;
+                }
                 journal.write_tick();
                 let mut encoded = true;
                 for &to in members.iter() {

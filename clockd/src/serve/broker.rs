@@ -53,8 +53,13 @@ pub struct Limits {
     pub max_topics: usize,
     /// Messages waiting for one connection (in memory and spilled) before it is cut off.
     pub max_backlog: u64,
+    /// Bytes spilled for one connection before it is cut off (below the dispatcher's disk
+    /// limit, which would refuse every publish while any connection is held at it).
+    pub max_spilled_bytes: u64,
     /// How long one write to a client may take before it is cut off.
     pub write_timeout: std::time::Duration,
+    /// How long a connection may take to send `AUTH` when a token is required.
+    pub auth_timeout: std::time::Duration,
     /// Silence on a connection before keepalive probes look for its peer.
     pub keepalive: std::time::Duration,
     /// The shared token every connection must give first (`AUTH token`), if any.
@@ -173,7 +178,15 @@ impl Broker {
 
     /// Each topic's name, subscriber count and messages published, sorted by name.
     pub fn topic_table(&self) -> Vec<(String, usize, u64)> {
-        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        // Copied out first: a topic's member count takes its group's lock, which a SUB may
+        // hold while it waits for intake room; the map's lock must not wait behind it.
+        let topics: Vec<(Arc<str>, Arc<Topic>)> = self
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, topic)| (name.clone(), topic.clone()))
+            .collect();
         let mut table: Vec<_> = topics
             .iter()
             .map(|(name, topic)| {
@@ -204,15 +217,17 @@ impl Broker {
 }
 
 impl Topic {
-    /// Adds a subscriber; `false` if it already was one.
+    /// Adds a subscriber; `false` if it already was one. The join takes a place in the
+    /// dispatcher's intake and may wait for one: the worker thread is handed back to the
+    /// runtime meanwhile (`block_in_place`), so other connections go on.
     pub fn subscribe(&self, subscriber: &ClockedSender<Published>) -> Result<bool, BrokerError> {
-        self.group
-            .add(subscriber)
+        tokio::task::block_in_place(|| self.group.add(subscriber))
             .map_err(|e| BrokerError::Dispatcher(e.to_string()))
     }
 
-    /// Removes a subscriber; `false` if it was not one.
+    /// Removes a subscriber; `false` if it was not one. May wait as
+    /// [`subscribe`](Self::subscribe) does.
     pub fn unsubscribe(&self, subscriber: &ClockedSender<Published>) -> bool {
-        self.group.remove(subscriber)
+        tokio::task::block_in_place(|| self.group.remove(subscriber))
     }
 }

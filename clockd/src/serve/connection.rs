@@ -15,8 +15,10 @@
 //!   bounded channel, so they keep their order with each other; a client that stops reading
 //!   fills the channel and the reader stops reading too (TCP back-pressure).
 //! * **A slow subscriber never slows others**: the dispatcher spills its backlog to disk; once
-//!   the backlog passes `--max-backlog`, or one write takes longer than `--write-timeout`, the
-//!   connection gets `ERR slow consumer …` (if the socket takes it) and is closed.
+//!   the backlog passes `--max-backlog` messages or three quarters of `--spill-limit` bytes,
+//!   or one write takes longer than `--write-timeout`, the connection gets `ERR slow
+//!   consumer …` (if the socket takes it) and is closed. Checked after each batch and, while a
+//!   write is blocked, every 50 ms.
 //! * **Closing frees everything**: the reader leaves every topic, drops the connection's only
 //!   sender, so the receiver closes; the writer sees it close and ends. The dispatcher forgets
 //!   the receiver once its queued messages are handled (see the library's churn tests).
@@ -82,12 +84,18 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) 
         last_published: None,
     };
     let mut lines = LineReader::new(BufReader::new(read_half), session.broker.limits.max_line);
+    let auth_deadline = tokio::time::Instant::now() + session.broker.limits.auth_timeout;
     loop {
         // The writer ends first when the client is cut off (slow, or a broken socket): stop
-        // reading then too, so that nothing of the connection lingers.
+        // reading then too, so that nothing of the connection lingers. A connection that has
+        // not authenticated in time is closed (it holds a connection slot for nothing).
         let frame = tokio::select! {
             frame = lines.next() => frame,
             () = session.replies.closed() => break,
+            () = tokio::time::sleep_until(auth_deadline), if !session.authenticated => {
+                session.close(Some("authentication timed out".into())).await;
+                break;
+            }
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
@@ -95,7 +103,13 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) 
         };
         let keep_going = match frame {
             Frame::Line(line) => session.execute(line).await,
-            Frame::NotUtf8 => session.error("line is not UTF-8").await,
+            Frame::NotUtf8 if session.authenticated => session.error("line is not UTF-8").await,
+            Frame::NotUtf8 => {
+                session
+                    .close(Some("authentication required: AUTH token".into()))
+                    .await;
+                false
+            }
             Frame::TooLong => {
                 let limit = session.broker.limits.max_line;
                 session
@@ -131,6 +145,11 @@ impl Session {
     async fn execute(&mut self, line: &str) -> bool {
         let command = match parse(line) {
             Ok(command) => command,
+            Err(_) if !self.authenticated => {
+                self.close(Some("authentication required: AUTH token".into()))
+                    .await;
+                return false;
+            }
             Err(e) => return self.error(&e.to_string()).await,
         };
         if !self.authenticated {
@@ -405,14 +424,13 @@ impl Writer {
 
     /// Cuts the connection off if its backlog passed `--max-backlog`.
     fn check_backlog(&mut self) -> Result<(), Stop> {
-        let Some(backlog) = self.receiver.as_ref().map(|rx| rx.backlog()) else {
-            return Ok(());
-        };
-        if backlog <= self.broker.limits.max_backlog {
-            return Ok(());
+        match self.receiver.as_ref().map(|rx| too_slow(rx, &self.broker)) {
+            Some(Some(backlog)) => {
+                self.cut_off(backlog);
+                Err(Stop::Broken)
+            }
+            _ => Ok(()),
         }
-        self.cut_off(backlog);
-        Err(Stop::Broken)
     }
 
     /// Counts a slow client and tells it why, if its socket takes the line without waiting.
@@ -444,8 +462,11 @@ impl Writer {
                 }
                 () = tokio::time::sleep(WATCH_EVERY) => {}
             }
-            let backlog = self.receiver.as_ref().map_or(0, |rx| rx.backlog());
-            if backlog > limits.max_backlog || Instant::now() >= deadline {
+            let slow = self
+                .receiver
+                .as_ref()
+                .and_then(|rx| too_slow(rx, &self.broker));
+            if slow.is_some() || Instant::now() >= deadline {
                 self.broker
                     .counters
                     .slow_disconnects
@@ -459,6 +480,15 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// The connection's backlog if it is past a limit: `--max-backlog` messages, or the bytes
+/// spilled for it past three quarters of `--spill-limit`.
+fn too_slow(receiver: &ClockedReceiver<Published>, broker: &Broker) -> Option<u64> {
+    let backlog = receiver.backlog();
+    let spilled = receiver.spill_stats().map_or(0, |stats| stats.disk_bytes);
+    let limits = &broker.limits;
+    (backlog > limits.max_backlog || spilled > limits.max_spilled_bytes).then_some(backlog)
 }
 
 /// How often a blocked write looks at the backlog.

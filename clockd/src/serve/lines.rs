@@ -50,8 +50,13 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                 Some(at) => (at + 1, true),
                 None => (buffered.len(), false),
             };
+            // At most the limit, a `\r` and the `\n` are kept; more is too long already.
             let room = (self.limit + 2).saturating_sub(self.line.len());
-            self.line.extend_from_slice(&buffered[..taken.min(room)]);
+            if taken > room {
+                self.input.consume(taken);
+                return Ok(Some(Frame::TooLong));
+            }
+            self.line.extend_from_slice(&buffered[..taken]);
             self.input.consume(taken);
             if complete {
                 self.line.pop(); // the '\n'
@@ -110,6 +115,13 @@ mod tests {
     async fn a_line_at_the_limit_passes_and_one_byte_more_does_not() {
         let got = frames(b"12345\r\n123456\n", 5).await;
         assert_eq!(got, vec![line("12345"), line("<too long>")]);
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_at_a_carriage_return_is_still_too_long() {
+        // The byte at the limit is a `\r` that does not end the line.
+        let got = frames(b"12345\rX\n", 5).await;
+        assert_eq!(got, vec![line("<too long>")]);
     }
 
     #[tokio::test]

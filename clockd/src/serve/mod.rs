@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Require `AUTH TOKEN` as every connection's first command.
     #[arg(long)]
     token: Option<String>,
+    /// Seconds a connection may take to send `AUTH` when `--token` is set.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    auth_timeout: u64,
     /// Longest line accepted, in bytes; a longer one closes the connection.
     #[arg(long, default_value_t = 1 << 20)]
     max_line: usize,
@@ -62,8 +65,8 @@ pub struct ServeArgs {
     /// Messages waiting for one connection before it is disconnected.
     #[arg(long, default_value_t = 1_000_000)]
     max_backlog: u64,
-    /// Seconds one write to a client may take before it is disconnected.
-    #[arg(long, default_value_t = 30)]
+    /// Seconds one write to a client may take before it is disconnected (at most a day).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     write_timeout: u64,
     /// Seconds of silence on a connection before TCP keepalive probes check its peer (a
     /// half-open connection is closed after 3 unanswered probes, 5 s apart).
@@ -72,7 +75,8 @@ pub struct ServeArgs {
     /// Where slow connections' backlogs spill (created; default: a fresh temporary one).
     #[arg(long)]
     spill_dir: Option<PathBuf>,
-    /// Bytes of spill files in all before publishes are refused.
+    /// Bytes of spill files one connection may have; a connection is cut off at three
+    /// quarters of it (past the budget, its oldest spilled messages would be dropped).
     #[arg(long, default_value_t = 1 << 30)]
     spill_limit: u64,
     /// Messages the dispatcher's intake holds, and each connection's in-memory queue.
@@ -90,7 +94,13 @@ pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
         .thread_name("clockd-dispatcher")
         .spill_to(&spill_dir)
         .disk_limit(args.spill_limit)
-        .when_disk_full(DiskFull::Reject)
+        // A connection at its disk budget loses its oldest spilled messages rather than
+        // hold up publishers (`Reject` would refuse every publish, to every topic, while any
+        // one connection sits at its limit; `Block` would stall them). It is cut off at three
+        // quarters of the budget anyway (see `connection`), so this is a last resort; small
+        // segments keep what stays on disk above that mark once a segment was dropped.
+        .when_disk_full(DiskFull::DropOldest)
+        .segment_size((args.spill_limit / 16).max(64 * 1024))
         .build_spilling::<Published>()
         .map_err(|e| Failure::new(format!("cannot start the dispatcher: {e}")))?;
     let limits = Limits {
@@ -99,9 +109,11 @@ pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
         max_subscriptions: args.max_subscriptions,
         max_topics: args.max_topics,
         max_backlog: args.max_backlog,
+        max_spilled_bytes: args.spill_limit / 4 * 3,
         write_timeout: Duration::from_secs(args.write_timeout),
         token: args.token.clone(),
-        keepalive: Duration::from_secs(args.keepalive.max(1)),
+        keepalive: Duration::from_secs(args.keepalive.clamp(1, 86_400)),
+        auth_timeout: Duration::from_secs(args.auth_timeout),
     };
     let broker = Arc::new(Broker::new(dispatcher, limits));
     let runtime = tokio::runtime::Builder::new_multi_thread()
