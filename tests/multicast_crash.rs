@@ -1,0 +1,118 @@
+//! Crash test for journaled multicast: a child process multicasts under `Durability::Always`,
+//! to a group with no members (so no `Data` record carries the stamps, only ticks) and, every
+//! 8th message, to a group with one member, printing `ack S` once multicast `S` is stored.
+//! The test kills it with SIGKILL at a random moment, reopens the journal and checks that
+//! the clock resumes above every acknowledged stamp (no stamp is handed out twice) and that
+//! the member replays every acknowledged message it was sent.
+
+#![cfg(unix)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clocked_dispatch::{Builder, Dispatcher, Durability};
+
+const DIR_VAR: &str = "CLOCKED_MULTICAST_CRASH_DIR";
+const KILLS: u64 = 8;
+
+fn open(dir: &Path) -> Dispatcher<u64> {
+    Builder::new()
+        .bound(64)
+        .journal(dir)
+        .durability(Durability::Always)
+        .journal_segment_size(64 << 10)
+        .build_journaled::<u64>()
+        .expect("open the journal")
+}
+
+/// The child process's body: runs until killed.
+#[test]
+#[ignore = "run as a child process by the crash test"]
+fn multicast_crash_child() {
+    let Ok(dir) = std::env::var(DIR_VAR) else {
+        return;
+    };
+    let d = open(Path::new(&dir));
+    let (tx, _rx) = d.new("tx", "member");
+    let nobody = d.multicaster("nobody").unwrap();
+    let one = d.multicaster("one").unwrap();
+    one.add(&tx).unwrap();
+    for stamp in 1u64.. {
+        // One publisher: multicast number `stamp` gets stamp `stamp`.
+        if stamp % 8 == 0 {
+            one.multicast(stamp).expect("multicast");
+        } else {
+            nobody.multicast(stamp).expect("multicast");
+        }
+        println!("ack {stamp}"); // stdout is line-buffered: one write per line
+    }
+}
+
+#[test]
+fn killed_multicasts_leave_the_clock_above_every_acknowledged_stamp() {
+    for round in 0..KILLS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "multicast_crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(DIR_VAR, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut output = String::new();
+            let _ = stdout.read_to_string(&mut output);
+            output
+        });
+        // Kill points spread over the first few hundred milliseconds.
+        std::thread::sleep(Duration::from_millis(30 + round * 37));
+        child.kill().unwrap(); // SIGKILL
+        assert!(!child.wait().unwrap().success());
+        let output = reader.join().unwrap();
+        let acked: u64 = output
+            .lines()
+            .filter_map(|line| line.strip_prefix("ack "))
+            .filter_map(|n| n.parse().ok())
+            .max()
+            .unwrap_or(0);
+
+        let d = open(dir.path());
+        let (tx, rx) = d.new("tx", "member");
+        // The member replays every acknowledged multicast of the group it was in.
+        let mut replayed = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok((Some(value), stamp)) => {
+                    assert_eq!(value as usize, stamp, "round {round}");
+                    replayed.push(value);
+                }
+                Ok((None, _)) => {}
+                Err(_) => break,
+            }
+        }
+        let expected: Vec<u64> = (1..=acked).filter(|s| s % 8 == 0).collect();
+        assert!(
+            replayed.starts_with(&expected),
+            "round {round}: acked up to {acked}, replayed {replayed:?}"
+        );
+        tx.send(u64::MAX).unwrap();
+        let stamp = loop {
+            if let (Some(u64::MAX), stamp) = rx.recv_timeout(Duration::from_secs(60)).unwrap() {
+                break stamp;
+            }
+        };
+        assert!(
+            stamp as u64 > acked,
+            "round {round}: stamp {stamp} handed out again (acked up to {acked})"
+        );
+    }
+}
