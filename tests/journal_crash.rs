@@ -15,9 +15,10 @@
 
 #![cfg(unix)]
 
-use std::io::{Read, Write};
+mod support;
+
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clocked_dispatch::{Builder, Dispatcher, Durability};
@@ -141,31 +142,13 @@ impl Rng {
 
 fn crash_and_check(mode: &str, rng: &mut Rng, seed: u64, round: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(MODE_VAR, mode)
-        .env(DIR_VAR, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut output = String::new();
-        let _ = stdout.read_to_string(&mut output);
-        output
-    });
+    let child = support::child::spawn(
+        "crash_child",
+        &[(MODE_VAR, mode.as_ref()), (DIR_VAR, dir.path().as_os_str())],
+    );
     std::thread::sleep(Duration::from_millis(20 + rng.below(250)));
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the child must have been killed");
-    let claims = parse(&reader.join().unwrap());
+    let output = child.kill(); // SIGKILL
+    let claims = parse(&output);
     let context = format!(
         "mode {mode}, seed {seed}, round {round}, last commit {}",
         claims.last_commit

@@ -7,9 +7,9 @@
 
 #![cfg(unix)]
 
-use std::io::Read;
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clocked_dispatch::{Builder, Dispatcher, Durability};
@@ -54,30 +54,13 @@ fn multicast_crash_child() {
 fn killed_multicasts_leave_the_clock_above_every_acknowledged_stamp() {
     for round in 0..KILLS {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "multicast_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DIR_VAR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut output = String::new();
-            let _ = stdout.read_to_string(&mut output);
-            output
-        });
+        let child = support::child::spawn(
+            "multicast_crash_child",
+            &[(DIR_VAR, dir.path().as_os_str())],
+        );
         // Kill points spread over the first few hundred milliseconds.
         std::thread::sleep(Duration::from_millis(30 + round * 37));
-        child.kill().unwrap(); // SIGKILL
-        assert!(!child.wait().unwrap().success());
-        let output = reader.join().unwrap();
+        let output = child.kill(); // SIGKILL
         let acked: u64 = output
             .lines()
             .filter_map(|line| line.strip_prefix("ack "))

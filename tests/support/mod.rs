@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub mod child;
 pub mod journal;
 pub mod published;
 #[cfg(unix)]
