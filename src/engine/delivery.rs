@@ -83,12 +83,24 @@ impl<T> Engine<T> {
         let mut targets = std::mem::take(&mut self.broadcast_targets);
         targets.clear();
         targets.extend_from_slice(self.slots.open());
+        self.deliver_to_each(&targets, value, cloner, stamp);
+        self.broadcast_targets = targets;
+    }
+
+    /// Delivers a copy of `value` to each of `targets` (the original to the last), as
+    /// broadcasts and multicasts do.
+    pub(super) fn deliver_to_each(
+        &mut self,
+        targets: &[ReceiverId],
+        value: T,
+        cloner: Cloner<T>,
+        stamp: usize,
+    ) {
         if let Some((&last, rest)) = targets.split_last() {
             for &id in rest {
                 self.deliver(id, cloner(&value), stamp);
             }
             self.deliver(last, value, stamp);
         }
-        self.broadcast_targets = targets;
     }
 }

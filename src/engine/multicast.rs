@@ -63,20 +63,4 @@ impl<T> Engine<T> {
         self.deliver_to_each(&targets, value, cloner, stamp);
         self.broadcast_targets = targets;
     }
-
-    /// Delivers a copy of `value` to each of `members` (the original to the last).
-    pub(super) fn deliver_to_each(
-        &mut self,
-        members: &[ReceiverId],
-        value: T,
-        cloner: Cloner<T>,
-        stamp: usize,
-    ) {
-        if let Some((&last, rest)) = members.split_last() {
-            for &id in rest {
-                self.deliver(id, cloner(&value), stamp);
-            }
-            self.deliver(last, value, stamp);
-        }
-    }
 }
