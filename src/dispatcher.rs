@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+mod history;
+pub use history::History;
+
 use crate::engine::journaling::JournalJoin;
 use crate::error::{HandleError, JournalError, Mode};
 use crate::inbox::{inbox, journaled_inbox, spilling_inbox, LagShared};
@@ -154,7 +157,19 @@ impl<T: Send> Dispatcher<T> {
         sender: S1,
         receiver: S2,
     ) -> Result<(ClockedSender<T>, ClockedReceiver<T>), HandleError> {
-        let receiver = receiver.into();
+        self.make_pair(sender.into(), receiver.into(), false)
+    }
+
+    /// Makes a sender and a receiver; a `transient` receiver of a journaled dispatcher is
+    /// journaled under an id of its own, not its name (see [`try_new_transient`]).
+    ///
+    /// [`try_new_transient`]: Self::try_new_transient
+    pub(crate) fn make_pair(
+        &self,
+        sender: String,
+        receiver: String,
+        transient: bool,
+    ) -> Result<(ClockedSender<T>, ClockedReceiver<T>), HandleError> {
         let shared = &self.link.shared;
         // The registry lock covers only the name and the id: the dispatcher takes it to give
         // ids back, and must not wait while we allocate an inbox or create a directory.
@@ -171,7 +186,11 @@ impl<T: Send> Dispatcher<T> {
         // Journaled: the name's journal id, and whether it has a backlog to replay first (it
         // then starts below the clock, at its last commit).
         let journal = shared.journal.as_ref().map(|journal| {
-            let (journal_id, new) = journal.id_for(&receiver);
+            let (journal_id, new) = if transient {
+                (journal.transient_id(), true)
+            } else {
+                journal.id_for(&receiver)
+            };
             let plan = std::sync::Arc::new(std::sync::OnceLock::new());
             if !new {
                 seen = seen.min(journal.replay_start(journal_id).0 as usize);
@@ -206,6 +225,7 @@ impl<T: Send> Dispatcher<T> {
                     id: *journal_id,
                     name: receiver.clone(),
                     plan: plan.clone(),
+                    transient,
                 }))
             }
             _ => None,
@@ -221,7 +241,7 @@ impl<T: Send> Dispatcher<T> {
         let listed = shared.list_receiver(flags.clone());
         let mut rx = ClockedReceiver::new(receiver, reader, shared.clone(), listed);
         rx.journal_id = journal.map(|(journal_id, _, _)| journal_id);
-        let tx = ClockedSender::joined(sender.into(), id, flags, self.link.clone());
+        let tx = ClockedSender::joined(sender, id, flags, self.link.clone());
         Ok((tx, rx))
     }
 

@@ -68,6 +68,7 @@
 //! [`DispatcherStats::skipped_stamps`]), closes every inbox and exits.
 
 use crate::intake::{Cloner, Control, Envelope};
+use crate::journal::frame::JournalId;
 use crate::link::Shared;
 use crate::multicast::GroupId;
 use std::collections::{HashMap, VecDeque};
@@ -115,8 +116,9 @@ enum Held<T> {
     Nothing,
     Unicast(ReceiverId, T),
     Broadcast(T, Cloner<T>),
-    /// A multicast on a journaled dispatcher: the group's members when it was stamped.
-    Multicast(Vec<ReceiverId>, T, Cloner<T>),
+    /// A multicast on a journaled dispatcher: the group's members when it was stamped, and
+    /// the journal id its history is kept under, if the group keeps one.
+    Multicast(Vec<ReceiverId>, T, Cloner<T>, Option<JournalId>),
 }
 
 pub(crate) struct Engine<T> {
@@ -149,6 +151,8 @@ pub(crate) struct Engine<T> {
     groups: HashMap<GroupId, Vec<ReceiverId>>,
     /// Groups whose multicaster was dropped, forgotten once `handled` reaches the count.
     dropped_groups: VecDeque<(u64, GroupId)>,
+    /// Journaled groups that keep their history, and the journal id they keep it under.
+    archives: HashMap<GroupId, JournalId>,
     /// Counts not yet added to the shared counters.
     local: DispatcherStats,
     /// Whether the clock moved since sleepers were last woken.
@@ -203,6 +207,7 @@ impl<T> Engine<T> {
             broadcast_targets: Vec::new(),
             groups: HashMap::new(),
             dropped_groups: VecDeque::new(),
+            archives: HashMap::new(),
             failing_spills: Vec::new(),
             local: DispatcherStats::default(),
             unwoken: false,
@@ -446,7 +451,7 @@ impl<T> Engine<T> {
             Held::Nothing => {}
             Held::Unicast(to, value) => self.deliver(to, value, stamp),
             Held::Broadcast(value, cloner) => self.deliver_to_all(value, cloner, stamp),
-            Held::Multicast(members, value, cloner) => {
+            Held::Multicast(members, value, cloner, _) => {
                 self.deliver_to_each(&members, value, cloner, stamp)
             }
         }
@@ -476,6 +481,9 @@ impl<T> Engine<T> {
                 }
             }
             Control::SenderLeft(id) => self.sender_left(id, due),
+            Control::GroupArchived { group, id } => {
+                self.archives.insert(group, id);
+            }
             Control::GroupDropped { group, members } => {
                 self.drop_group(group, due);
                 for member in members {

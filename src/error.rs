@@ -503,7 +503,7 @@ impl fmt::Display for JournalError {
                 write!(f, "the journal has no receiver named {name:?}")
             }
             JournalError::ReceiverOpen { name } => {
-                write!(f, "receiver {name:?} is open: drop it before rewinding it")
+                write!(f, "receiver {name:?} is open: drop it first")
             }
             JournalError::RewindTooOld { stamp, oldest } => write!(
                 f,

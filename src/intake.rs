@@ -100,6 +100,12 @@ pub(crate) enum Control<T> {
     SenderJoined(ReceiverId),
     /// A sender for `0` was dropped.
     SenderLeft(ReceiverId),
+    /// A multicaster that keeps its group's history was made: each multicast is also
+    /// journaled under `id`.
+    GroupArchived {
+        group: crate::multicast::GroupId,
+        id: crate::journal::frame::JournalId,
+    },
     /// A multicaster was dropped: its group is forgotten once the data queued before this
     /// is handled, and it stops holding `members` open.
     GroupDropped {

@@ -141,7 +141,7 @@ pub use builder::{
     Builder, DEFAULT_JOURNAL_SEGMENT_SIZE, DEFAULT_REORDER_WINDOW, DEFAULT_SEGMENT_SIZE,
     MAX_PREALLOCATED_BYTES,
 };
-pub use dispatcher::Dispatcher;
+pub use dispatcher::{Dispatcher, History};
 pub use error::{
     BuildError, CapacityError, HandleError, JournalError, Mode, RecvCheckedError, SendError,
     SendErrorKind, SpillSetupError,

@@ -101,6 +101,25 @@ impl<T: Clone> ClockedMulticaster<T> {
         })
     }
 
+    /// A multicaster whose multicasts are also journaled under `id` (its history).
+    pub(crate) fn archived(
+        name: String,
+        link: Link<T>,
+        id: crate::journal::frame::JournalId,
+    ) -> Result<Self, HandleError> {
+        let multicaster = Self::create(name, link)?;
+        // Through control, which the dispatcher takes before any data: known before the
+        // first multicast.
+        let archived = Control::GroupArchived {
+            group: multicaster.group,
+            id,
+        };
+        if !multicaster.link.control(archived) {
+            return Err(HandleError::DispatcherGone);
+        }
+        Ok(multicaster)
+    }
+
     /// This multicaster's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -70,6 +70,9 @@ pub(crate) struct JournalJoin {
     pub(crate) id: JournalId,
     pub(crate) name: String,
     pub(crate) plan: Arc<OnceLock<Plan>>,
+    /// A transient receiver: no name in the journal, nothing to replay (see
+    /// `src/journal/log/names.rs`).
+    pub(crate) transient: bool,
 }
 
 /// The dispatcher thread's side of the journal.
@@ -269,7 +272,7 @@ impl<T> Engine<T> {
             // Membership belongs to a receiver, not to its name: a member whose name was
             // taken by a newer receiver is a dropped one (the newer one joins by its own
             // `add`), so it is left out rather than rebound (which could deliver twice).
-            Held::Multicast(members, _, _) => members.retain(|&to| {
+            Held::Multicast(members, _, _, _) => members.retain(|&to| {
                 journal
                     .id_of(to)
                     .and_then(|id| journal.latest_of(id))
@@ -305,8 +308,8 @@ impl<T> Engine<T> {
             // One `Data` record per member, all with the multicast's stamp: each member's
             // replay and lag reader find theirs as for a send (the payload is stored once per
             // member; a record naming a set would store it once).
-            Held::Multicast(members, value, _) => {
-                if !members.iter().any(|&to| journal.id_of(to).is_some()) {
+            Held::Multicast(members, value, _, archive) => {
+                if archive.is_none() && !members.iter().any(|&to| journal.id_of(to).is_some()) {
                     // No record will carry the stamp: a tick does, so that a restart never
                     // hands out a stamp already published.
                     journal.tick = Some(stamp);
@@ -314,18 +317,15 @@ impl<T> Engine<T> {
                 }
                 journal.write_tick();
                 let mut encoded = true;
-                for &to in members.iter() {
-                    let Some(id) = journal.id_of(to) else {
-                        continue; // gone: undeliverable anyway
-                    };
-                    encoded &= frame::append_message(
-                        &mut journal.records,
-                        stamp,
-                        Some(id),
-                        value,
-                        journal.encode,
-                    )
-                    .is_ok();
+                // The group's own history first (if it keeps one), then each member's copy.
+                let (slot_ids, encode) = (&journal.ids, journal.encode);
+                let member_ids = members
+                    .iter()
+                    .map(|to| slot_ids.get(to.0).copied().flatten());
+                for id in std::iter::once(*archive).chain(member_ids).flatten() {
+                    encoded &=
+                        frame::append_message(&mut journal.records, stamp, Some(id), value, encode)
+                            .is_ok();
                 }
                 encoded
             }
@@ -412,7 +412,7 @@ impl<T> Engine<T> {
                     let value = match held {
                         Held::Unicast(_, value)
                         | Held::Broadcast(value, _)
-                        | Held::Multicast(_, value, _) => value,
+                        | Held::Multicast(_, value, _, _) => value,
                         Held::Nothing => continue,
                     };
                     if let Some(position) = position {
@@ -462,6 +462,10 @@ impl<T> Engine<T> {
             journal.ids.resize(receiver.0 + 1, None);
         }
         journal.ids[receiver.0] = Some(join.id);
+        if join.transient {
+            // No name that a later receiver could take, and no backlog.
+            return;
+        }
         let index = join.id as usize;
         if journal.latest.len() <= index {
             journal.latest.resize(index + 1, None);

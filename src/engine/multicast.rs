@@ -9,7 +9,9 @@
 //! A multicast takes one stamp and pushes a copy to each member in turn, through the same
 //! [`deliver`](Engine::deliver) as a send: a member found gone is closed and skipped.
 //! Journaled, it is staged with the members of the moment (`Held::Multicast`), written as
-//! one `Data` record per member, and delivered to them after the write.
+//! one `Data` record per member, and delivered to them after the write. A group that keeps
+//! its history ([`Dispatcher::archived_multicaster`](crate::Dispatcher::archived_multicaster))
+//! also gets a `Data` record under its own journal id, members or not.
 
 use super::Engine;
 use crate::intake::Cloner;
@@ -43,6 +45,7 @@ impl<T> Engine<T> {
             }
             self.dropped_groups.pop_front();
             self.groups.remove(&group);
+            self.archives.remove(&group);
         }
     }
 
@@ -52,7 +55,8 @@ impl<T> Engine<T> {
         let members = self.groups.get(&group).map_or(&[][..], Vec::as_slice);
         if self.journal.is_some() {
             // Journaled: written first, delivered after; the members are those of now.
-            let held = super::Held::Multicast(members.to_vec(), value, cloner);
+            let archive = self.archives.get(&group).copied();
+            let held = super::Held::Multicast(members.to_vec(), value, cloner, archive);
             self.stage(stamp, held, Some(self.handled));
             return;
         }

@@ -398,7 +398,8 @@ pub struct JournalStatus {
     pub bytes: u64,
     /// Messages held (each broadcast once).
     pub messages: u64,
-    /// Messages for receiver ids the journal has no name for (only after damage).
+    /// Messages for receiver ids the journal has no name for: transient receivers' (see
+    /// [`Dispatcher::try_new_transient`](crate::Dispatcher::try_new_transient)), or after damage.
     pub unnamed_messages: u64,
     /// Damaged places found (their records are not counted anywhere).
     pub gaps: u64,

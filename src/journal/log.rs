@@ -71,6 +71,9 @@ struct State {
     known: BTreeMap<JournalId, Known>,
     by_name: HashMap<String, JournalId>,
     next_id: JournalId,
+    /// The id the next transient receiver gets (they count down from `JournalId::MAX`; see
+    /// `names.rs`).
+    next_transient: JournalId,
     /// The highest stamp written.
     clock: u64,
     /// The lowest stamp a replay can still return (older segments are gone).
@@ -159,6 +162,9 @@ impl Journal {
                 known: recovered.known,
                 by_name,
                 next_id,
+                next_transient: recovered
+                    .lowest_transient
+                    .map_or(JournalId::MAX, |id| id - 1),
                 clock,
                 oldest,
                 scratch: Vec::new(),
@@ -523,5 +529,7 @@ fn checkpoint(clock: u64, known: &BTreeMap<JournalId, Known>) -> Vec<u8> {
     out
 }
 
+mod names;
+pub(crate) use names::TRANSIENT_IDS;
 #[cfg(test)]
 mod tests;

@@ -71,6 +71,9 @@ pub(crate) struct Recovered {
     /// The clock in the oldest readable segment's checkpoint: every stamp above it is held
     /// (or was lost to damage), none at or below it. `None` if there was no segment.
     pub(crate) oldest_checkpoint: Option<u64>,
+    /// The lowest transient receiver id any record names (a new run's transient ids start
+    /// below it, so that none is ever read as an earlier run's).
+    pub(crate) lowest_transient: Option<JournalId>,
 }
 
 /// Reads every segment of `dir` (whose lock the caller holds) and repairs a torn tail.
@@ -284,6 +287,12 @@ fn apply(recovered: &mut Recovered, entry: &Entry<'_>) {
         recovered.report.last_stamp = recovered.report.last_stamp.max(stamp);
         if !matches!(entry, Entry::Tick { .. }) {
             recovered.report.messages += 1;
+        }
+        if let Entry::Data { receiver, .. } = *entry {
+            if receiver >= super::log::TRANSIENT_IDS {
+                let lowest = recovered.lowest_transient.get_or_insert(receiver);
+                *lowest = (*lowest).min(receiver);
+            }
         }
         return;
     }
