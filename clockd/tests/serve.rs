@@ -103,8 +103,26 @@ fn ping_quit_close_and_create() {
     client.send("CREATE other ttl=60");
     let reply = client.sync();
     assert_eq!(reply.len(), 1);
+    assert_eq!(
+        reply[0],
+        "ERR CREATE with ttl= or compact= needs a journal: start the broker with --data DIR\n"
+    );
+    // So do replays and durable subscriptions; the connection goes on.
+    client.send("SUB t FROM 1");
+    client.send("SUB t AS me");
+    client.send("COMMIT t 1");
+    let reply = client.sync();
+    assert_eq!(reply.len(), 3, "{reply:?}");
     assert!(
-        reply[0].starts_with("ERR not supported yet: CREATE options"),
+        reply[0].contains("SUB topic FROM stamp needs a journal"),
+        "{reply:?}"
+    );
+    assert!(
+        reply[1].contains("SUB topic AS name needs a journal"),
+        "{reply:?}"
+    );
+    assert!(
+        reply[2].starts_with("ERR no durable subscription to t"),
         "{reply:?}"
     );
     client.send("QUIT");
@@ -121,7 +139,7 @@ fn bad_lines_get_an_err_and_the_connection_goes_on() {
     let cases: [(&[u8], &str); 7] = [
         (b"FROB x\n", "ERR unknown command \"FROB\"\n"),
         (b"SUB \n", "ERR bad topic name: empty\n"),
-        (b"SUB  x\n", "ERR usage: SUB topic\n"),
+        (b"SUB  x\n", "ERR usage: SUB topic [FROM stamp | AS name]\n"),
         (b"PUB lonely\n", "ERR usage: PUB topic message\n"),
         (b"PUB t \xff\xfe\n", "ERR line is not UTF-8\n"),
         (b"CLOCK sometimes\n", "ERR usage: CLOCK on|off\n"),

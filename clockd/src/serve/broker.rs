@@ -9,28 +9,87 @@
 //! Topics are created on first use (`PUB`, `SUB`) or by `CREATE`, and never deleted: a topic
 //! costs one map entry and an empty group (the dispatcher forgets a group with no members).
 //! `--max-topics` bounds how many a hostile client can make.
+//!
+//! With `--data DIR` the dispatcher is journaled ([`Storage`]): a topic's multicaster keeps
+//! its history under the journal name `topic/NAME`, so `SUB topic FROM stamp` can replay it, a
+//! durable subscription's position is saved under `sub/NAME/TOPIC`, and each connection's
+//! receiver is transient (the journal forgets it when the connection closes).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use clocked_dispatch::{ClockedMulticaster, ClockedReceiver, ClockedSender, Dispatcher};
+use clocked_dispatch::{ClockedMulticaster, ClockedReceiver, ClockedSender, Dispatcher, History};
+
+use super::command::TopicOptions;
+use super::store::TopicStore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What a publish hands to its subscribers: `topic message`, the body of an `UPDATED` line,
-/// shared by every copy. Spilled to disk as its text.
+/// shared by every copy, and when it was published (for a topic's retention and compaction).
+/// Spilled and journaled as the pair. A connection's own *marker* (an empty body) tells its
+/// writer where a replay ends (see `connection.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Published(pub Arc<str>);
+pub struct Published {
+    /// `topic message`.
+    pub body: Arc<str>,
+    /// Publish time, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl Published {
+    /// `body` published at `at_ms`.
+    pub fn new(body: &str, at_ms: u64) -> Self {
+        Published {
+            body: body.into(),
+            at_ms,
+        }
+    }
+
+    /// `body` published now.
+    pub fn now(body: &str) -> Self {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        Self::new(body, at_ms)
+    }
+
+    /// A connection's marker: never a publish (a publish's body holds at least a topic).
+    pub fn marker() -> Self {
+        Self::new("", 0)
+    }
+
+    /// Whether this is a marker.
+    pub fn is_marker(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// Its topic: the body's first word.
+    pub fn topic(&self) -> &str {
+        self.body
+            .split_once(' ')
+            .map_or(&self.body, |(topic, _)| topic)
+    }
+
+    /// Its compaction key: the message's first word.
+    pub fn key(&self) -> &str {
+        let message = self.body.split_once(' ').map_or("", |(_, message)| message);
+        message.split_once(' ').map_or(message, |(key, _)| key)
+    }
+}
 
 impl Serialize for Published {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        (&*self.body, self.at_ms).serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Published {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Published(text.into()))
+        <(String, u64)>::deserialize(deserializer).map(|(body, at_ms)| Published {
+            body: body.into(),
+            at_ms,
+        })
     }
 }
 
@@ -38,6 +97,34 @@ impl<'de> Deserialize<'de> for Published {
 pub struct Topic {
     group: ClockedMulticaster<Published>,
     published: AtomicU64,
+    /// Its retention and compaction (kept on a journaled broker only).
+    options: Mutex<TopicOptions>,
+    /// The journal name its history is kept under (journaled broker).
+    history: Option<String>,
+}
+
+/// A journaled broker's storage besides the journal (`--data DIR`).
+pub struct Storage {
+    store: TopicStore,
+    /// Options read from the topics file, for topics not made yet in this run.
+    stored: Mutex<HashMap<String, TopicOptions>>,
+    /// Durable subscriptions a connection has now: one connection each.
+    in_use: Mutex<HashSet<String>>,
+    /// Taken by `CREATE` with options, so that two of them cannot both write.
+    creating: Mutex<()>,
+}
+
+impl Storage {
+    /// Opens `dir`'s topics file.
+    pub fn open(dir: &std::path::Path) -> std::io::Result<Self> {
+        let (store, stored) = TopicStore::open(dir)?;
+        Ok(Storage {
+            store,
+            stored: Mutex::new(stored),
+            in_use: Mutex::new(HashSet::new()),
+            creating: Mutex::new(()),
+        })
+    }
 }
 
 /// Limits that protect the broker from one client.
@@ -90,6 +177,12 @@ pub enum BrokerError {
     TooManyTopics(usize),
     /// The dispatcher refused (it stopped, or a disk is full).
     Dispatcher(String),
+    /// A command that needs the broker started with `--data`.
+    NeedsData(&'static str),
+    /// `CREATE` with options other than the topic's.
+    TopicExists(String, TopicOptions),
+    /// The journal or the topics file could not be read or written.
+    Storage(String),
 }
 
 impl std::fmt::Display for BrokerError {
@@ -97,6 +190,17 @@ impl std::fmt::Display for BrokerError {
         match self {
             BrokerError::TooManyTopics(limit) => write!(f, "too many topics (limit {limit})"),
             BrokerError::Dispatcher(why) => write!(f, "cannot deliver: {why}"),
+            BrokerError::NeedsData(what) => write!(
+                f,
+                "{what} needs a journal: start the broker with --data DIR"
+            ),
+            BrokerError::TopicExists(topic, options) => write!(
+                f,
+                "topic {topic} exists with ttl={} compact={}",
+                options.ttl.unwrap_or(0),
+                options.compact.unwrap_or(0)
+            ),
+            BrokerError::Storage(why) => write!(f, "storage: {why}"),
         }
     }
 }
@@ -106,6 +210,7 @@ pub struct Broker {
     dispatcher: Dispatcher<Published>,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
     next_connection: AtomicU64,
+    storage: Option<Storage>,
     /// The limits every connection is held to.
     pub limits: Limits,
     /// What happened so far.
@@ -113,12 +218,18 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A broker on `dispatcher` (a spilling one, so that a slow subscriber never stalls it).
-    pub fn new(dispatcher: Dispatcher<Published>, limits: Limits) -> Self {
+    /// A broker on `dispatcher`: a spilling one, or with `storage` a journaled one (either
+    /// way a slow subscriber never stalls it).
+    pub fn new(
+        dispatcher: Dispatcher<Published>,
+        limits: Limits,
+        storage: Option<Storage>,
+    ) -> Self {
         Broker {
             dispatcher,
             topics: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            storage,
             limits,
             counters: Counters::default(),
         }
@@ -146,12 +257,71 @@ impl Broker {
     ) -> Result<(ClockedSender<Published>, ClockedReceiver<Published>), BrokerError> {
         let name = format!("conn-{connection}");
         self.dispatcher
-            .try_new(name.clone(), name)
+            .try_new_transient(name.clone(), name)
             .map_err(|e| BrokerError::Dispatcher(e.to_string()))
     }
 
-    /// The topic named `name`, created if new.
+    /// Whether the broker keeps a journal (`--data`).
+    pub fn journaled(&self) -> bool {
+        self.storage.is_some()
+    }
+
+    /// The topic named `name`, created if new (with the options the topics file holds for
+    /// it, if any).
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        self.topic_with(name, None)
+    }
+
+    /// `CREATE topic [options]`: the topic, made with `options` if new. Refused if it exists
+    /// with other options (options given once stay), or without `--data`.
+    pub fn create(&self, name: &str, options: TopicOptions) -> Result<Arc<Topic>, BrokerError> {
+        if options == TopicOptions::default() {
+            return self.topic(name);
+        }
+        let Some(storage) = &self.storage else {
+            return Err(BrokerError::NeedsData("CREATE with ttl= or compact="));
+        };
+        let _creating = storage.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = self
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let stored = storage
+            .stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied();
+        let current = existing
+            .as_ref()
+            .map(|topic| topic.options())
+            .filter(|&current| current != TopicOptions::default())
+            .or(stored);
+        match current {
+            Some(current) if current == options => return self.topic(name),
+            Some(current) => return Err(BrokerError::TopicExists(name.into(), current)),
+            // A topic made by a PUB or SUB (no options): it gets them now.
+            None => {}
+        }
+        storage.store.record(name, options).map_err(|e| {
+            BrokerError::Storage(format!("{}: {e}", storage.store.path().display()))
+        })?;
+        match existing {
+            Some(topic) => {
+                *topic.options.lock().unwrap_or_else(|p| p.into_inner()) = options;
+                Ok(topic)
+            }
+            None => self.topic_with(name, Some(options)),
+        }
+    }
+
+    fn topic_with(
+        &self,
+        name: &str,
+        options: Option<TopicOptions>,
+    ) -> Result<Arc<Topic>, BrokerError> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = topics.get(name) {
             return Ok(topic.clone());
@@ -159,16 +329,72 @@ impl Broker {
         if topics.len() >= self.limits.max_topics {
             return Err(BrokerError::TooManyTopics(self.limits.max_topics));
         }
-        let group = self
-            .dispatcher
-            .multicaster(name)
-            .map_err(|e| BrokerError::Dispatcher(e.to_string()))?;
+        let (group, history, options) = match &self.storage {
+            None => {
+                let group = self.dispatcher.multicaster(name).map_err(|e| e.to_string());
+                (group, None, TopicOptions::default())
+            }
+            Some(storage) => {
+                let history = format!("topic/{name}");
+                let group = self
+                    .dispatcher
+                    .archived_multicaster(history.clone())
+                    .map_err(|e| e.to_string());
+                let stored = storage
+                    .stored
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+                (group, Some(history), options.or(stored).unwrap_or_default())
+            }
+        };
         let topic = Arc::new(Topic {
-            group,
+            group: group.map_err(BrokerError::Dispatcher)?,
             published: AtomicU64::new(0),
+            options: Mutex::new(options),
+            history,
         });
         topics.insert(name.into(), topic.clone());
         Ok(topic)
+    }
+
+    /// Claims durable subscription `name` to `topic` for one connection; returns the journal
+    /// name its position is saved under, and the position (`None` if it is new).
+    pub fn claim_durable(
+        &self,
+        name: &str,
+        topic: &str,
+    ) -> Result<(String, Option<usize>), BrokerError> {
+        let storage = self
+            .storage
+            .as_ref()
+            .ok_or(BrokerError::NeedsData("SUB topic AS name"))?;
+        let key = format!("sub/{name}/{topic}");
+        let mut in_use = storage.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        if !in_use.insert(key.clone()) {
+            return Err(BrokerError::Storage(format!(
+                "subscription {name} to {topic} is in use by another connection"
+            )));
+        }
+        Ok((key.clone(), self.dispatcher.saved_position(&key)))
+    }
+
+    /// Lets go of a durable subscription claimed by [`claim_durable`](Self::claim_durable).
+    pub fn release_durable(&self, key: &str) {
+        if let Some(storage) = &self.storage {
+            storage
+                .in_use
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key);
+        }
+    }
+
+    /// Saves a durable subscription's position (synced per `--durability`).
+    pub fn save_position(&self, key: &str, stamp: usize) -> Result<(), BrokerError> {
+        self.dispatcher
+            .save_position(key, stamp)
+            .map_err(|e| BrokerError::Storage(e.to_string()))
     }
 
     /// How many topics exist.
@@ -201,7 +427,7 @@ impl Broker {
     /// Publishes `body` (`topic message`) to `target` (found with [`topic`](Self::topic)): one
     /// stamp, a copy (of an `Arc`) to each subscriber.
     pub async fn publish_to(&self, target: &Topic, body: &str) -> Result<(), BrokerError> {
-        let body = Published(body.into());
+        let body = Published::now(body);
         // Counted before it is handed over: a subscriber may read it before this task runs
         // again, and a scrape must never show a delivery of a message not yet counted.
         target.published.fetch_add(1, Ordering::Relaxed);
@@ -217,6 +443,24 @@ impl Broker {
 }
 
 impl Topic {
+    /// Its retention and compaction.
+    pub fn options(&self) -> TopicOptions {
+        *self.options.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Its messages stamped `from` or later that the journal holds, up to what is written
+    /// now (before its options are applied: see `retained.rs`).
+    pub fn history(&self, broker: &Broker, from: usize) -> Result<History<Published>, BrokerError> {
+        let name = self
+            .history
+            .as_deref()
+            .ok_or(BrokerError::NeedsData("replay"))?;
+        broker
+            .dispatcher
+            .history(name, from)
+            .map_err(|e| BrokerError::Storage(e.to_string()))
+    }
+
     /// Adds a subscriber; `false` if it already was one. The join takes a place in the
     /// dispatcher's intake and may wait for one: the worker thread is handed back to the
     /// runtime meanwhile (`block_in_place`), so other connections go on.

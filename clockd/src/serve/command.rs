@@ -3,9 +3,13 @@
 //!
 //! ```text
 //! SUB topic                 subscribe; deliveries arrive as `UPDATED topic message`
+//! SUB topic FROM stamp      replay what the topic retains from `stamp` on, then live (--data)
+//! SUB topic AS name         a durable subscription: resume after its last COMMIT (--data)
+//! COMMIT topic stamp        the durable subscription to `topic` processed up to `stamp`
 //! UNSUB topic               unsubscribe
 //! PUB topic message         publish (creates the topic on first use)
-//! CREATE topic              create a topic explicitly
+//! CREATE topic [ttl=SECS] [compact=SECS]
+//!                           create a topic explicitly, with retention and compaction
 //! CLOCK on|off              also receive `CLOCK stamp` lines (the watermark)
 //! STAMPS on|off             deliveries become `STAMPED stamp topic message`
 //! PING                      answered by PONG
@@ -21,11 +25,48 @@ use std::fmt;
 /// The longest topic name accepted.
 pub const MAX_TOPIC_BYTES: usize = 1024;
 
+/// The longest durable subscription name accepted.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Where a subscription starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start<'a> {
+    /// `SUB topic`: with what is published from now on.
+    Live,
+    /// `SUB topic FROM stamp`: with the retained messages stamped `stamp` or later.
+    From(usize),
+    /// `SUB topic AS name`: after the durable subscription `name`'s last commit.
+    As(&'a str),
+}
+
+/// A topic's retention and compaction (`CREATE topic ttl=SECS compact=SECS`); `None` keeps
+/// everything the journal keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopicOptions {
+    /// Messages older than this many seconds are not replayed.
+    pub ttl: Option<u64>,
+    /// Of the messages with the same key published in one window of this many seconds, only
+    /// the newest is replayed. A message's key is its first word.
+    pub compact: Option<u64>,
+}
+
 /// One parsed command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command<'a> {
-    /// `SUB topic`
-    Sub(&'a str),
+    /// `SUB topic [FROM stamp | AS name]`
+    Sub {
+        /// The topic.
+        topic: &'a str,
+        /// Where the subscription starts.
+        start: Start<'a>,
+    },
+    /// `COMMIT topic stamp`
+    Commit {
+        /// The topic of a durable subscription of this connection.
+        topic: &'a str,
+        /// Everything up to it is processed.
+        stamp: usize,
+    },
     /// `UNSUB topic`
     Unsub(&'a str),
     /// `PUB topic message`
@@ -37,8 +78,13 @@ pub enum Command<'a> {
         /// `topic message`: everything after `PUB `, what subscribers get after `UPDATED `.
         body: &'a str,
     },
-    /// `CREATE topic`
-    Create(&'a str),
+    /// `CREATE topic [ttl=SECS] [compact=SECS]`
+    Create {
+        /// The topic.
+        topic: &'a str,
+        /// Its retention and compaction.
+        options: TopicOptions,
+    },
     /// `CLOCK on|off`
     Clock(bool),
     /// `STAMPS on|off`
@@ -62,8 +108,8 @@ pub enum ParseError {
     Usage(&'static str),
     /// A topic name that is empty (two spaces) or too long.
     BadTopic(&'static str),
-    /// An option this server does not have yet.
-    NotYet(&'static str),
+    /// A number, an option or a name that is not what the command takes.
+    BadArgument(String),
 }
 
 impl fmt::Display for ParseError {
@@ -72,7 +118,7 @@ impl fmt::Display for ParseError {
             ParseError::Unknown(verb) => write!(f, "unknown command {verb:?}"),
             ParseError::Usage(usage) => write!(f, "usage: {usage}"),
             ParseError::BadTopic(why) => write!(f, "bad topic name: {why}"),
-            ParseError::NotYet(what) => write!(f, "not supported yet: {what}"),
+            ParseError::BadArgument(why) => f.write_str(why),
         }
     }
 }
@@ -99,15 +145,27 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError> {
     }
     let args: Vec<&str> = rest.map(|r| r.split(' ').collect()).unwrap_or_default();
     if verb_is("SUB") {
+        let usage = ParseError::Usage("SUB topic [FROM stamp | AS name]");
+        let (topic, start) = match args.as_slice() {
+            [topic] => (topic, Start::Live),
+            [topic, option, stamp] if option.eq_ignore_ascii_case("FROM") => {
+                (topic, Start::From(number(stamp, "stamp")?))
+            }
+            [topic, option, name] if option.eq_ignore_ascii_case("AS") => {
+                (topic, Start::As(subscription_name(name)?))
+            }
+            _ => return Err(usage),
+        };
+        let topic = topic_name(topic)?;
+        return Ok(Command::Sub { topic, start });
+    }
+    if verb_is("COMMIT") {
         return match args.as_slice() {
-            [topic] => Ok(Command::Sub(topic_name(topic)?)),
-            [_, option, ..] if option.eq_ignore_ascii_case("FROM") => Err(ParseError::NotYet(
-                "SUB topic FROM stamp (replay needs retention)",
-            )),
-            [_, option, ..] if option.eq_ignore_ascii_case("AS") => Err(ParseError::NotYet(
-                "SUB topic AS name (durable subscriptions)",
-            )),
-            _ => Err(ParseError::Usage("SUB topic")),
+            [topic, stamp] => Ok(Command::Commit {
+                topic: topic_name(topic)?,
+                stamp: number(stamp, "stamp")?,
+            }),
+            _ => Err(ParseError::Usage("COMMIT topic stamp")),
         };
     }
     if verb_is("UNSUB") {
@@ -117,14 +175,13 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError> {
         };
     }
     if verb_is("CREATE") {
-        return match args.as_slice() {
-            [topic] => Ok(Command::Create(topic_name(topic)?)),
-            [topic, ..] => {
-                topic_name(topic)?;
-                Err(ParseError::NotYet("CREATE options (ttl=, compact=)"))
-            }
-            _ => Err(ParseError::Usage("CREATE topic")),
+        let Some((topic, options)) = args.split_first() else {
+            return Err(ParseError::Usage("CREATE topic [ttl=SECS] [compact=SECS]"));
         };
+        return Ok(Command::Create {
+            topic: topic_name(topic)?,
+            options: topic_options(options)?,
+        });
     }
     if verb_is("CLOCK") || verb_is("STAMPS") {
         let usage = if verb_is("CLOCK") {
@@ -142,9 +199,6 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError> {
         } else {
             Command::Stamps(on)
         });
-    }
-    if verb_is("COMMIT") {
-        return Err(ParseError::NotYet("COMMIT (durable subscriptions)"));
     }
     if verb_is("AUTH") {
         return match rest {
@@ -165,6 +219,46 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError> {
     Err(ParseError::Unknown(verb.chars().take(64).collect()))
 }
 
+/// A stamp or a number of seconds.
+fn number(text: &str, what: &str) -> Result<usize, ParseError> {
+    text.parse()
+        .map_err(|_| ParseError::BadArgument(format!("{what} {text:?} is not a number")))
+}
+
+/// `ttl=SECS` and `compact=SECS`, each at most once; 0 means none.
+fn topic_options(words: &[&str]) -> Result<TopicOptions, ParseError> {
+    let mut options = TopicOptions::default();
+    for word in words {
+        let (key, value) = word.split_once('=').unwrap_or((word, ""));
+        let slot = if key.eq_ignore_ascii_case("ttl") {
+            &mut options.ttl
+        } else if key.eq_ignore_ascii_case("compact") {
+            &mut options.compact
+        } else {
+            let word: String = word.chars().take(64).collect();
+            return Err(ParseError::BadArgument(format!(
+                "unknown option {word:?}: CREATE takes ttl=SECS and compact=SECS"
+            )));
+        };
+        if slot.is_some() {
+            return Err(ParseError::BadArgument(format!("{key} given twice")));
+        }
+        let seconds = number(value, key)?;
+        *slot = Some(seconds as u64).filter(|&s| s > 0);
+    }
+    Ok(options)
+}
+
+/// Checks a durable subscription's name.
+fn subscription_name(name: &str) -> Result<&str, ParseError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(ParseError::BadArgument(format!(
+            "a subscription name is 1 to {MAX_NAME_BYTES} bytes"
+        )));
+    }
+    Ok(name)
+}
+
 /// Checks a topic name.
 fn topic_name(topic: &str) -> Result<&str, ParseError> {
     if topic.is_empty() {
@@ -182,7 +276,27 @@ mod tests {
 
     #[test]
     fn the_topics_commands_parse() {
-        assert_eq!(parse("SUB mytopic"), Ok(Command::Sub("mytopic")));
+        let sub = |topic, start| Ok(Command::Sub { topic, start });
+        assert_eq!(parse("SUB mytopic"), sub("mytopic", Start::Live));
+        assert_eq!(parse("SUB t FROM 12"), sub("t", Start::From(12)));
+        assert_eq!(parse("sub t as reports"), sub("t", Start::As("reports")));
+        assert_eq!(
+            parse("COMMIT t 40"),
+            Ok(Command::Commit {
+                topic: "t",
+                stamp: 40
+            })
+        );
+        assert_eq!(
+            parse("CREATE t ttl=60 compact=5"),
+            Ok(Command::Create {
+                topic: "t",
+                options: TopicOptions {
+                    ttl: Some(60),
+                    compact: Some(5)
+                }
+            })
+        );
         assert_eq!(
             parse("PUB mytopic a message"),
             Ok(Command::Pub {
@@ -200,7 +314,13 @@ mod tests {
             })
         );
         assert_eq!(parse("unsub t"), Ok(Command::Unsub("t")));
-        assert_eq!(parse("CREATE t"), Ok(Command::Create("t")));
+        assert_eq!(
+            parse("CREATE t"),
+            Ok(Command::Create {
+                topic: "t",
+                options: TopicOptions::default()
+            })
+        );
         assert_eq!(parse("CLOCK on"), Ok(Command::Clock(true)));
         assert_eq!(parse("stamps OFF"), Ok(Command::Stamps(false)));
         assert_eq!(parse("PING"), Ok(Command::Ping));
@@ -214,8 +334,31 @@ mod tests {
 
     #[test]
     fn bad_lines_say_what_is_wrong() {
-        assert_eq!(parse("SUB"), Err(ParseError::Usage("SUB topic")));
-        assert_eq!(parse("SUB  t"), Err(ParseError::Usage("SUB topic")));
+        let sub_usage = Err(ParseError::Usage("SUB topic [FROM stamp | AS name]"));
+        assert_eq!(parse("SUB"), sub_usage);
+        assert_eq!(parse("SUB  t"), sub_usage);
+        assert_eq!(parse("SUB t FROM"), sub_usage);
+        assert_eq!(parse("SUB t SINCE 4"), sub_usage);
+        assert!(matches!(
+            parse("SUB t FROM -1"),
+            Err(ParseError::BadArgument(_))
+        ));
+        assert!(matches!(
+            parse("COMMIT t x"),
+            Err(ParseError::BadArgument(_))
+        ));
+        assert!(matches!(
+            parse("CREATE t ttl=x"),
+            Err(ParseError::BadArgument(_))
+        ));
+        assert!(matches!(
+            parse("CREATE t ttl=1 ttl=2"),
+            Err(ParseError::BadArgument(_))
+        ));
+        assert!(matches!(
+            parse("CREATE t size=3"),
+            Err(ParseError::BadArgument(_))
+        ));
         assert_eq!(parse("SUB "), Err(ParseError::BadTopic("empty")));
         assert_eq!(parse("PUB t"), Err(ParseError::Usage("PUB topic message")));
         assert_eq!(parse("PUB  m"), Err(ParseError::BadTopic("empty")));
@@ -226,7 +369,6 @@ mod tests {
         );
         let long = format!("SUB {}", "t".repeat(MAX_TOPIC_BYTES + 1));
         assert!(matches!(parse(&long), Err(ParseError::BadTopic(_))));
-        assert!(matches!(parse("SUB t FROM 5"), Err(ParseError::NotYet(_))));
         assert_eq!(
             parse("FROB x").unwrap_err().to_string(),
             "unknown command \"FROB\""

@@ -21,43 +21,28 @@
 //!   write is blocked, every 50 ms.
 //! * **Closing frees everything**: the reader leaves every topic, drops the connection's only
 //!   sender, so the receiver closes; the writer sees it close and ends. The dispatcher forgets
-//!   the receiver once its queued messages are handled (see the library's churn tests).
+//!   the receiver once its queued messages are handled (see the library's churn tests). On a
+//!   journaled broker the receiver is transient: the journal forgets it too.
+//! * **Replays and durable subscriptions** (`SUB topic FROM stamp`, `SUB topic AS name`) are a
+//!   handshake between the reader and the writer: see `writer.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use clocked_dispatch::{ClockedReceiver, ClockedSender};
-use std::io::Write as _;
+use clocked_dispatch::ClockedSender;
 
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::broker::{Broker, BrokerError, Published, Topic};
-use super::command::{parse, Command};
+use super::command::{parse, Command, Start};
 use super::lines::{Frame, LineReader};
-
-/// What the reader asks of the writer, in order.
-enum Out {
-    /// A reply line, with its `\n`.
-    Line(String),
-    /// The connection's receiver, made on its first subscription.
-    Attach(Box<ClockedReceiver<Published>>),
-    /// `STAMPS on|off`.
-    Stamps(bool),
-    /// `CLOCK on|off`.
-    Clock(bool),
-    /// Write this line (if any) and close.
-    Close(Option<String>),
-}
+use super::writer::{write_loop, Catchup, Out};
 
 /// How many replies may wait for the writer before the reader waits.
 const REPLY_QUEUE: usize = 256;
-/// Deliveries written before a flush.
-const WRITE_BATCH: usize = 256;
 
 /// Serves one connection until it closes.
 pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) {
@@ -80,6 +65,7 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) 
         replies,
         subscriber: None,
         topics: HashSet::new(),
+        durable: HashMap::new(),
         authenticated,
         last_published: None,
     };
@@ -135,6 +121,8 @@ struct Session {
     /// The connection's receiver's sender: names it to topics, never sends.
     subscriber: Option<ClockedSender<Published>>,
     topics: HashSet<Arc<str>>,
+    /// Durable subscriptions claimed, by topic: the journal name of each one's position.
+    durable: HashMap<Arc<str>, String>,
     authenticated: bool,
     /// The topic of the last `PUB`, kept to spare a lookup for the next one.
     last_published: Option<(Box<str>, Arc<Topic>)>,
@@ -185,7 +173,7 @@ impl Session {
                 }
                 self.send(Out::Clock(on)).await
             }
-            Command::Create(topic) => match self.broker.topic(topic) {
+            Command::Create { topic, options } => match self.broker.create(topic, options) {
                 Ok(_) => true,
                 Err(e) => self.error(&e.to_string()).await,
             },
@@ -193,10 +181,19 @@ impl Session {
                 Ok(()) => true,
                 Err(e) => self.error(&e.to_string()).await,
             },
-            Command::Sub(topic) => match self.subscribe(topic).await {
+            Command::Sub { topic, start } => match self.subscribe(topic, start).await {
                 Ok(()) => true,
                 Err(e) => self.error(&e).await,
             },
+            Command::Commit { topic, stamp } => {
+                let Some((name, _)) = self.durable.get_key_value(topic) else {
+                    let reason = format!(
+                        "no durable subscription to {topic} on this connection (SUB {topic} AS name)"
+                    );
+                    return self.error(&reason).await;
+                };
+                self.send(Out::Commit(name.clone(), stamp)).await
+            }
             Command::Unsub(topic) => {
                 let Some(name) = self.topics.take(topic) else {
                     return self.error(&format!("not subscribed to {topic}")).await;
@@ -206,7 +203,10 @@ impl Session {
                 {
                     topic.unsubscribe(subscriber);
                 }
-                true
+                if let Some(key) = self.durable.remove(&name) {
+                    self.broker.release_durable(&key);
+                }
+                self.send(Out::Forget(name)).await
             }
         }
     }
@@ -224,21 +224,109 @@ impl Session {
         self.broker.publish_to(&target, body).await
     }
 
-    async fn subscribe(&mut self, name: &str) -> Result<(), String> {
+    async fn subscribe(&mut self, name: &str, start: Start<'_>) -> Result<(), String> {
         if self.topics.contains(name) {
-            return Ok(());
+            return match start {
+                Start::Live => Ok(()),
+                _ => Err(format!("already subscribed to {name}: UNSUB it first")),
+            };
         }
         let limit = self.broker.limits.max_subscriptions;
         if self.topics.len() >= limit {
             return Err(format!("too many subscriptions (limit {limit})"));
         }
+        if start != Start::Live && !self.broker.journaled() {
+            let what = match start {
+                Start::As(_) => BrokerError::NeedsData("SUB topic AS name"),
+                _ => BrokerError::NeedsData("SUB topic FROM stamp"),
+            };
+            return Err(what.to_string());
+        }
         let topic: Arc<Topic> = self.broker.topic(name).map_err(|e| e.to_string())?;
         self.ensure_subscriber().await?;
-        if let Some(subscriber) = &self.subscriber {
-            topic.subscribe(subscriber).map_err(|e| e.to_string())?;
+        let name: Arc<str> = name.into();
+        match start {
+            Start::Live => {
+                if let Some(subscriber) = &self.subscriber {
+                    topic.subscribe(subscriber).map_err(|e| e.to_string())?;
+                }
+            }
+            Start::From(from) => self.catch_up(&name, topic, from, None).await?,
+            Start::As(subscription) => {
+                let (key, saved) = self
+                    .broker
+                    .claim_durable(subscription, &name)
+                    .map_err(|e| e.to_string())?;
+                let from = match saved {
+                    Some(position) => Ok(position.saturating_add(1)),
+                    // New: it starts now, and a reconnect without a commit resumes here.
+                    None => {
+                        let now = self.broker.dispatcher().stats().clock;
+                        tokio::task::block_in_place(|| self.broker.save_position(&key, now))
+                            .map(|()| now + 1)
+                    }
+                };
+                let caught_up = match from {
+                    Ok(from) => {
+                        let catchup = self.catch_up(&name, topic, from, Some(key.clone()));
+                        catchup.await
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = caught_up {
+                    self.broker.release_durable(&key);
+                    return Err(e);
+                }
+                self.durable.insert(name.clone(), key);
+            }
         }
-        self.topics.insert(name.into());
+        self.topics.insert(name);
         Ok(())
+    }
+
+    /// Joins `topic` with a replay from `from` (see `writer.rs` for the handshake).
+    async fn catch_up(
+        &self,
+        name: &Arc<str>,
+        topic: Arc<Topic>,
+        from: usize,
+        durable: Option<String>,
+    ) -> Result<(), String> {
+        let closing = || "the connection is closing".to_string();
+        let Some(subscriber) = self.subscriber.as_ref() else {
+            return Err(closing());
+        };
+        let (held, holding) = oneshot::channel();
+        let (replayed, replaying) = oneshot::channel();
+        let catchup = Catchup {
+            name: name.clone(),
+            topic: topic.clone(),
+            from,
+            durable,
+            replayed: Some(replayed),
+        };
+        if !self.send(Out::Catchup(Box::new(catchup), held)).await {
+            return Err(closing());
+        }
+        holding.await.map_err(|_| closing())?;
+        let joined = topic
+            .subscribe(subscriber)
+            .map_err(|e| e.to_string())
+            .and(Ok(()));
+        let marked = match joined {
+            Ok(()) => subscriber
+                .send_async(Published::marker())
+                .await
+                .map_err(|e| format!("cannot deliver: {}", e.kind())),
+            Err(e) => Err(e),
+        };
+        if marked.is_err() {
+            topic.unsubscribe(subscriber);
+            self.send(Out::Abandon).await;
+            return marked;
+        }
+        // The replay is written before anything this connection asks next is answered.
+        replaying.await.map_err(|_| closing())
     }
 
     /// Makes the connection's receiver if it has none yet, and hands it to the writer.
@@ -262,6 +350,9 @@ impl Session {
                 topic.unsubscribe(&subscriber);
             }
         }
+        for (_, key) in self.durable.drain() {
+            self.broker.release_durable(&key);
+        }
     }
 
     /// Hands something to the writer; `false` if it is gone (the connection is closing).
@@ -284,212 +375,3 @@ impl Session {
             .await;
     }
 }
-
-/// The writer's state. Lines are formatted into `pending` without awaiting anything; the
-/// socket is written once per batch (one `watch`ed `write_all`), so a delivery costs no
-/// system call and no timer of its own.
-struct Writer {
-    broker: Arc<Broker>,
-    socket: OwnedWriteHalf,
-    /// The connection's receiver, once it subscribed.
-    receiver: Option<ClockedReceiver<Published>>,
-    stamps: bool,
-    clock: bool,
-    /// The last `CLOCK` line's stamp.
-    clock_sent: usize,
-    /// Bytes formatted and not yet written.
-    pending: Vec<u8>,
-}
-
-/// Why the writer stops.
-enum Stop {
-    /// The reader asked (QUIT, or its last line), or the receiver closed.
-    Done,
-    /// The socket failed or timed out, or the client was too slow.
-    Broken,
-}
-
-/// Written as soon as this much is pending, even if more is ready. Small enough that the
-/// buffer stays below the allocator's mmap threshold (128 KiB): a bigger one was mapped and
-/// unmapped by the kernel on every batch (page faults were 8% of the broker's time).
-const WRITE_AT: usize = 32 * 1024;
-
-async fn write_loop(broker: Arc<Broker>, socket: OwnedWriteHalf, mut outbox: mpsc::Receiver<Out>) {
-    let mut writer = Writer {
-        socket,
-        receiver: None,
-        broker,
-        stamps: false,
-        clock: false,
-        clock_sent: 0,
-        pending: Vec::new(),
-    };
-    let stop = loop {
-        let step = tokio::select! {
-            biased;
-            out = outbox.recv() => match out {
-                None => Err(Stop::Done),
-                Some(Out::Attach(rx)) => {
-                    writer.receiver = Some(*rx);
-                    Ok(())
-                }
-                Some(out) => writer.apply(out),
-            },
-            got = recv(&mut writer.receiver), if writer.receiver.is_some() => match got {
-                Some(item) => writer.deliver(item),
-                None => Err(Stop::Done),
-            },
-        };
-        if let Err(stop) = step {
-            break stop;
-        }
-        if (outbox.is_empty() && !writer.pending.is_empty()) || writer.pending.len() >= WRITE_AT {
-            if let Err(stop) = writer.flush().await {
-                break stop;
-            }
-        }
-    };
-    if let Stop::Done = stop {
-        let _ = writer.flush().await;
-        let _ = writer.socket.shutdown().await;
-    }
-    // Whatever the reader still sends is dropped with the channel; its sends fail.
-}
-
-/// The next item of the connection's receiver; `None` once it is closed.
-async fn recv(
-    receiver: &mut Option<ClockedReceiver<Published>>,
-) -> Option<(Option<Published>, usize)> {
-    match receiver {
-        Some(rx) => rx.recv_async().await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
-impl Writer {
-    fn apply(&mut self, out: Out) -> Result<(), Stop> {
-        match out {
-            Out::Line(line) => self.pending.extend_from_slice(line.as_bytes()),
-            Out::Stamps(on) => self.stamps = on,
-            Out::Clock(on) => self.clock = on,
-            Out::Close(line) => {
-                if let Some(line) = line {
-                    self.pending.extend_from_slice(line.as_bytes());
-                }
-                return Err(Stop::Done);
-            }
-            Out::Attach(_) => {}
-        }
-        Ok(())
-    }
-
-    /// Formats one delivery and whatever else the receiver has ready (up to a batch).
-    fn deliver(&mut self, first: (Option<Published>, usize)) -> Result<(), Stop> {
-        self.format(first);
-        for _ in 1..WRITE_BATCH {
-            if self.pending.len() >= WRITE_AT {
-                break;
-            }
-            let Some(Ok(item)) = self.receiver.as_ref().map(|rx| rx.try_recv()) else {
-                break;
-            };
-            self.format(item);
-        }
-        self.check_backlog()
-    }
-
-    /// Appends the line for one item of the receiver: a delivery, or a `CLOCK` line.
-    fn format(&mut self, (value, stamp): (Option<Published>, usize)) {
-        match value {
-            Some(Published(body)) => {
-                if self.stamps {
-                    let _ = write!(self.pending, "STAMPED {stamp} ");
-                } else {
-                    self.pending.extend_from_slice(b"UPDATED ");
-                }
-                self.pending.extend_from_slice(body.as_bytes());
-                self.pending.push(b'\n');
-                self.broker
-                    .counters
-                    .messages_out
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            None if self.clock && stamp > self.clock_sent => {
-                self.clock_sent = stamp;
-                let _ = writeln!(self.pending, "CLOCK {stamp}");
-            }
-            None => {}
-        }
-    }
-
-    /// Cuts the connection off if its backlog passed `--max-backlog`.
-    fn check_backlog(&mut self) -> Result<(), Stop> {
-        match self.receiver.as_ref().map(|rx| too_slow(rx, &self.broker)) {
-            Some(Some(backlog)) => {
-                self.cut_off(backlog);
-                Err(Stop::Broken)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a slow client and tells it why, if its socket takes the line without waiting.
-    fn cut_off(&self, backlog: u64) {
-        self.broker
-            .counters
-            .slow_disconnects
-            .fetch_add(1, Ordering::Relaxed);
-        let line = format!("ERR slow consumer: {backlog} messages behind, disconnecting\n");
-        let _ = self.socket.try_write(line.as_bytes());
-    }
-
-    /// Writes what is pending. While the socket is full, checks every [`WATCH_EVERY`]
-    /// whether the backlog passed the limit or the write took longer than `--write-timeout`:
-    /// a client that stopped reading is cut off even while this write is blocked.
-    async fn flush(&mut self) -> Result<(), Stop> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let write = self.socket.write_all(&self.pending);
-        tokio::pin!(write);
-        let limits = &self.broker.limits;
-        let deadline = Instant::now() + limits.write_timeout;
-        loop {
-            tokio::select! {
-                done = &mut write => {
-                    done.map_err(|_| Stop::Broken)?;
-                    break;
-                }
-                () = tokio::time::sleep(WATCH_EVERY) => {}
-            }
-            let slow = self
-                .receiver
-                .as_ref()
-                .and_then(|rx| too_slow(rx, &self.broker));
-            if slow.is_some() || Instant::now() >= deadline {
-                self.broker
-                    .counters
-                    .slow_disconnects
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(Stop::Broken);
-            }
-        }
-        self.pending.clear();
-        if self.pending.capacity() > 4 * WRITE_AT {
-            self.pending.shrink_to(WRITE_AT);
-        }
-        Ok(())
-    }
-}
-
-/// The connection's backlog if it is past a limit: `--max-backlog` messages, or the bytes
-/// spilled for it past three quarters of `--spill-limit`.
-fn too_slow(receiver: &ClockedReceiver<Published>, broker: &Broker) -> Option<u64> {
-    let backlog = receiver.backlog();
-    let spilled = receiver.spill_stats().map_or(0, |stats| stats.disk_bytes);
-    let limits = &broker.limits;
-    (backlog > limits.max_backlog || spilled > limits.max_spilled_bytes).then_some(backlog)
-}
-
-/// How often a blocked write looks at the backlog.
-const WATCH_EVERY: Duration = Duration::from_millis(50);

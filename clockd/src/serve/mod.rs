@@ -8,19 +8,28 @@
 //! * [`lines`]: frames (lines with a length limit);
 //! * [`command`]: a line into a [`command::Command`], or an `ERR` reason;
 //! * [`broker`]: topics as multicast groups of one dispatcher, limits, counters;
-//! * [`connection`]: one task reading commands, one task writing deliveries;
+//! * [`connection`]: one task reading commands; [`writer`]: one task writing deliveries,
+//!   replies and replays;
+//! * [`retained`]: a topic's retention and compaction, applied to replays;
+//! * [`store`]: topics' options on disk (`--data`);
 //! * [`monitor`]: `/metrics` and a status page.
 //!
 //! Every published message gets a global stamp; a connection receives its topics' messages
-//! in stamp order. The dispatcher spills a slow connection's backlog to a directory
-//! (`--spill-dir`, by default a fresh one in the system's temporary directory, removed on a
-//! clean shutdown) so that it never waits for one connection.
+//! in stamp order. Without `--data`, the dispatcher spills a slow connection's backlog to a
+//! directory (`--spill-dir`, by default a fresh one in the system's temporary directory,
+//! removed on a clean shutdown) so that it never waits for one connection. With `--data DIR`
+//! it is journaled instead: every message is written to `DIR/journal` before it is delivered,
+//! the clock resumes after a restart, topics keep their history (replays, durable
+//! subscriptions), and a slow connection reads its backlog back from the journal.
 
 pub mod broker;
 pub mod command;
 pub mod connection;
 pub mod lines;
 pub mod monitor;
+pub mod retained;
+pub mod store;
+pub mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,12 +37,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clocked_dispatch::{Builder, DiskFull};
+use clocked_dispatch::{Builder, DiskFull, Dispatcher, Durability};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::{Failure, Outcome};
-use broker::{Broker, Limits, Published};
+use broker::{Broker, Limits, Published, Storage};
 
 /// `clockd serve`: run the broker.
 #[derive(clap::Args, Debug)]
@@ -72,6 +81,24 @@ pub struct ServeArgs {
     /// half-open connection is closed after 3 unanswered probes, 5 s apart).
     #[arg(long, default_value_t = 60)]
     keepalive: u64,
+    /// Keep a journal in this directory (created): the clock and every topic's history
+    /// survive a restart, `SUB topic FROM stamp`, `SUB topic AS name`, `COMMIT` and `CREATE`
+    /// options work. Without it, nothing is kept and slow connections spill instead.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// With `--data`: when a message counts as stored. `none`: written to the operating
+    /// system before it is delivered (survives the broker being killed, not a power loss);
+    /// `batch`: also synced, once per dispatcher batch, before delivery; `always`: as
+    /// `batch`.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::None)]
+    durability: DurabilityArg,
+    /// With `--data`: delete the oldest journal segments once the journal is over this many
+    /// bytes (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    retention_bytes: u64,
+    /// With `--data`: delete journal segments older than this many seconds (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    retention_age: u64,
     /// Where slow connections' backlogs spill (created; default: a fresh temporary one).
     #[arg(long)]
     spill_dir: Option<PathBuf>,
@@ -84,25 +111,29 @@ pub struct ServeArgs {
     bound: usize,
 }
 
+/// `--durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    /// Written before delivered, never synced.
+    None,
+    /// Synced once per batch, before delivery.
+    Batch,
+    /// As `batch`.
+    Always,
+}
+
 /// Runs the broker until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
     let spill_dir = args.spill_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("clockd-spill-{}", std::process::id()))
     });
-    let dispatcher = Builder::new()
-        .bound(args.bound)
-        .thread_name("clockd-dispatcher")
-        .spill_to(&spill_dir)
-        .disk_limit(args.spill_limit)
-        // A connection at its disk budget loses its oldest spilled messages rather than
-        // hold up publishers (`Reject` would refuse every publish, to every topic, while any
-        // one connection sits at its limit; `Block` would stall them). It is cut off at three
-        // quarters of the budget anyway (see `connection`), so this is a last resort; small
-        // segments keep what stays on disk above that mark once a segment was dropped.
-        .when_disk_full(DiskFull::DropOldest)
-        .segment_size((args.spill_limit / 16).max(64 * 1024))
-        .build_spilling::<Published>()
-        .map_err(|e| Failure::new(format!("cannot start the dispatcher: {e}")))?;
+    let (dispatcher, storage) = match &args.data {
+        Some(data) => {
+            let (dispatcher, storage) = journaled(&args, data)?;
+            (dispatcher, Some(storage))
+        }
+        None => (spilling(&args, &spill_dir)?, None),
+    };
     let limits = Limits {
         max_line: args.max_line,
         max_connections: args.max_connections,
@@ -115,7 +146,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
         keepalive: Duration::from_secs(args.keepalive.clamp(1, 86_400)),
         auth_timeout: Duration::from_secs(args.auth_timeout),
     };
-    let broker = Arc::new(Broker::new(dispatcher, limits));
+    let broker = Arc::new(Broker::new(dispatcher, limits, storage));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("clockd-io")
@@ -123,8 +154,62 @@ pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
         .map_err(|e| Failure::new(format!("cannot start the runtime: {e}")))?;
     let result = runtime.block_on(serve(broker, &args));
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let _ = std::fs::remove_dir_all(&spill_dir);
+    if args.data.is_none() {
+        let _ = std::fs::remove_dir_all(&spill_dir);
+    }
     result
+}
+
+/// The dispatcher of a broker with `--data`, and its topics file.
+fn journaled(
+    args: &ServeArgs,
+    data: &std::path::Path,
+) -> Result<(Dispatcher<Published>, Storage), Failure> {
+    let failed =
+        |e: &dyn std::fmt::Display| Failure::new(format!("cannot open {}: {e}", data.display()));
+    std::fs::create_dir_all(data).map_err(|e| failed(&e))?;
+    let durability = match args.durability {
+        DurabilityArg::None => Durability::None,
+        DurabilityArg::Batch => Durability::Batch,
+        DurabilityArg::Always => Durability::Always,
+    };
+    let mut builder = Builder::new()
+        .bound(args.bound)
+        .thread_name("clockd-dispatcher")
+        .journal(data.join("journal"))
+        .durability(durability);
+    if args.retention_bytes > 0 {
+        builder = builder.journal_retention_bytes(args.retention_bytes);
+    }
+    if args.retention_age > 0 {
+        builder = builder.journal_retention_age(Duration::from_secs(args.retention_age));
+    }
+    let dispatcher = builder
+        .build_journaled::<Published>()
+        .map_err(|e| failed(&e))?;
+    let storage = Storage::open(data).map_err(|e| failed(&e))?;
+    Ok((dispatcher, storage))
+}
+
+/// The dispatcher of a broker without `--data`: slow connections spill.
+fn spilling(
+    args: &ServeArgs,
+    spill_dir: &std::path::Path,
+) -> Result<Dispatcher<Published>, Failure> {
+    Builder::new()
+        .bound(args.bound)
+        .thread_name("clockd-dispatcher")
+        .spill_to(spill_dir)
+        .disk_limit(args.spill_limit)
+        // A connection at its disk budget loses its oldest spilled messages rather than
+        // hold up publishers (`Reject` would refuse every publish, to every topic, while any
+        // one connection sits at its limit; `Block` would stall them). It is cut off at three
+        // quarters of the budget anyway (see `connection`), so this is a last resort; small
+        // segments keep what stays on disk above that mark once a segment was dropped.
+        .when_disk_full(DiskFull::DropOldest)
+        .segment_size((args.spill_limit / 16).max(64 * 1024))
+        .build_spilling::<Published>()
+        .map_err(|e| Failure::new(format!("cannot start the dispatcher: {e}")))
 }
 
 async fn serve(broker: Arc<Broker>, args: &ServeArgs) -> Result<Outcome, Failure> {
