@@ -1,7 +1,9 @@
 //! `clockd serve` under load: global stamp order across publishers, topics and subscribers;
 //! a subscriber that never reads is cut off without slowing anyone; connections that come and
 //! go by the ten thousand leave no receiver and no memory behind; ten thousand idle
-//! connections do not stop a new one from being served.
+//! connections do not stop a new one from being served. The first three also on a journal
+//! (`--data`), where connections are transient receivers and a slow one reads its backlog
+//! back from the journal instead of spilling.
 
 mod server;
 
@@ -10,10 +12,26 @@ use std::thread;
 
 use server::{Broker, Client};
 
+/// `--data DIR` in a fresh temporary directory, kept while the broker runs.
+fn on_a_journal(args: &[&str]) -> (Broker, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut all = vec!["--data", data.path().to_str().expect("a UTF-8 path")];
+    all.extend_from_slice(args);
+    (Broker::start(&all), data)
+}
+
 #[test]
 fn four_publishers_four_topics_eight_subscribers_see_stamp_order() {
+    stamp_order(&Broker::start(&[]));
+}
+
+#[test]
+fn stamp_order_on_a_journal() {
+    stamp_order(&on_a_journal(&[]).0);
+}
+
+fn stamp_order(broker: &Broker) {
     const PER_PUBLISHER: usize = 1_000;
-    let broker = Broker::start(&[]);
     // Subscriber s follows topic s % 4, and the odd ones (s + 1) % 4 too.
     let mut subscribers = Vec::new();
     for s in 0..8usize {
@@ -98,12 +116,21 @@ fn a_subscriber_whose_spill_grows_is_cut_off_before_publishes_are_refused() {
     stalled_subscriber_is_cut_off(&["--spill-limit", "2097152", "--bound", "256"]);
 }
 
+#[test]
+fn a_subscriber_that_never_reads_is_cut_off_on_a_journal() {
+    let (broker, _data) = on_a_journal(&["--max-backlog", "2000", "--bound", "256"]);
+    stalled_subscriber_is_cut_off_on(broker);
+}
+
 /// A subscriber that never reads, one that does, 20,000 messages of 1 KiB: the reader gets
 /// them all, the publisher never sees an ERR, the stalled one is cut off.
 fn stalled_subscriber_is_cut_off(args: &[&str]) {
+    stalled_subscriber_is_cut_off_on(Broker::start(args));
+}
+
+fn stalled_subscriber_is_cut_off_on(broker: Broker) {
     const MESSAGES: usize = 20_000;
     const ROUND: usize = 500;
-    let broker = Broker::start(args);
     let mut stalled = broker.connect();
     stalled.send("SUB t");
     stalled.sync(); // and never reads again
@@ -143,7 +170,30 @@ fn resident(broker: &Broker) -> u64 {
 
 #[test]
 fn ten_thousand_subscribe_and_disconnect_cycles_leave_nothing_behind() {
-    let broker = Broker::start(&[]);
+    subscribe_and_disconnect(&Broker::start(&[]));
+}
+
+#[test]
+fn ten_thousand_cycles_on_a_journal_leave_no_name_in_it() {
+    let (mut broker, data) = on_a_journal(&[]);
+    subscribe_and_disconnect(&broker);
+    assert_eq!(broker.terminate(), Some(0));
+    // The journal names the topics' histories, and none of the 10,000 connections.
+    let status = clocked_dispatch::journal::inspect::status(data.path().join("journal")).unwrap();
+    let mut names: Vec<&str> = status.receivers.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    let mut topics: Vec<String> = (0..16).map(|t| format!("topic/topic-{t}")).collect();
+    topics.sort_unstable();
+    assert_eq!(names, topics);
+    assert_eq!(
+        status.messages,
+        2 * 100,
+        "each of the 100 messages, for its topic and its one subscriber"
+    );
+}
+
+/// 10,000 connections subscribe and go, one in a hundred after a message: nothing is left.
+fn subscribe_and_disconnect(broker: &Broker) {
     let mut publisher = broker.connect();
     let mut cycle = |i: usize| {
         let mut client = broker.connect();
@@ -163,7 +213,7 @@ fn ten_thousand_subscribe_and_disconnect_cycles_leave_nothing_behind() {
         cycle(i);
     }
     broker.wait_for_metric("clockd_connections", |n| n == 1);
-    let warm = resident(&broker);
+    let warm = resident(broker);
     for i in 1_000..10_000 {
         cycle(i);
     }
@@ -175,7 +225,7 @@ fn ten_thousand_subscribe_and_disconnect_cycles_leave_nothing_behind() {
         let line = format!("clockd_topic_subscribers{{topic=\"topic-{t}\"}} 0");
         assert!(metrics.contains(&line), "{line} missing");
     }
-    let after = resident(&broker);
+    let after = resident(broker);
     assert!(
         after < warm + 8 * 1024 * 1024,
         "resident memory grew from {warm} to {after} bytes over 9,000 cycles"
