@@ -185,10 +185,14 @@ fn ten_thousand_cycles_on_a_journal_leave_no_name_in_it() {
     let mut topics: Vec<String> = (0..16).map(|t| format!("topic/topic-{t}")).collect();
     topics.sort_unstable();
     assert_eq!(names, topics);
-    assert_eq!(
-        status.messages,
-        2 * 100,
-        "each of the 100 messages, for its topic and its one subscriber"
+    // The topics' histories hold the 100 messages once; the connections' copies are under
+    // transient ids (at least one each: a subscriber closing meanwhile may get one too).
+    let topic_messages: u64 = status.receivers.iter().map(|r| r.messages).sum();
+    assert_eq!(topic_messages, 100);
+    assert!(
+        status.unnamed_messages >= 100,
+        "{}",
+        status.unnamed_messages
     );
 }
 
