@@ -203,3 +203,42 @@ fn refusals_are_typed() {
         Err(JournalError::ReceiverOpen { .. })
     ));
 }
+
+#[test]
+fn a_history_says_what_retention_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Builder::new()
+        .bound(64)
+        .journal(dir.path())
+        .journal_segment_size(4096)
+        .journal_retention_bytes(16 * 1024)
+        .build_journaled::<u64>()
+        .unwrap();
+    let topic = d.archived_multicaster("t").unwrap();
+    assert_eq!(
+        d.history("t", 0).unwrap().oldest_held(),
+        1,
+        "nothing deleted yet"
+    );
+    let (tx, rx) = d.new("tx", "watch");
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut published = 0u64;
+    // Publish until retention deleted the oldest segments (it runs on its own thread).
+    while d.history("t", 0).unwrap().oldest_held() == 1 {
+        assert!(std::time::Instant::now() < deadline, "retention never ran");
+        for _ in 0..100 {
+            topic.multicast(published).unwrap();
+            published += 1;
+        }
+        tx.send(0).unwrap();
+        take(&rx, 1);
+    }
+    let history = d.history("t", 0).unwrap();
+    let oldest = history.oldest_held();
+    let held: Vec<(u64, usize)> = history.map(|m| m.unwrap()).collect();
+    assert!(held.len() < published as usize);
+    assert!(held.iter().all(|&(_, stamp)| stamp >= oldest));
+    // What is held is the newest, in order, up to the last message.
+    assert!(held.windows(2).all(|w| w[0].0 + 1 == w[1].0));
+    assert_eq!(held.last().unwrap().0, published - 1);
+}

@@ -231,3 +231,38 @@ fn a_durable_subscription_resumes_after_its_commit_across_reconnects_and_kill_9(
     other.send("SUB jobs AS w2");
     assert!(other.sync().is_empty());
 }
+
+#[test]
+fn limits_hold_before_anything_is_written() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let args = ["--data", dir, "--max-durable", "2", "--max-topics", "3"];
+    let mut broker = Broker::start(&args);
+    let mut client = broker.connect();
+    // Names and topics with a slash are not confused: two subscriptions.
+    client.send("SUB b/c AS a");
+    client.send("SUB c AS a/b");
+    client.send("SUB d AS x");
+    assert_eq!(
+        client.sync(),
+        ["ERR too many durable subscriptions (limit 2)\n"]
+    );
+    // Three topics exist: a CREATE with options past the limit writes nothing.
+    client.send("CREATE e ttl=5");
+    client.send("CREATE e ttl=5");
+    let reply = client.sync();
+    assert_eq!(reply, ["ERR too many topics (limit 3)\n"; 2]);
+    let topics_file = std::fs::read_to_string(data.path().join("topics")).unwrap();
+    assert_eq!(topics_file, "");
+    drop(client);
+    assert_eq!(broker.terminate(), Some(0));
+    // After a restart the journal's durable subscriptions still count.
+    let broker = Broker::start(&args);
+    let mut client = broker.connect();
+    client.send("SUB d AS y");
+    client.send("SUB b/c AS a");
+    assert_eq!(
+        client.sync(),
+        ["ERR too many durable subscriptions (limit 2)\n"]
+    );
+}

@@ -121,6 +121,34 @@ impl<T: Send> Dispatcher<T> {
         Some(usize::try_from(position).unwrap_or(usize::MAX))
     }
 
+    /// Every position saved under a name that starts with `prefix` (receivers' commits
+    /// included), sorted by name: a broker's durable subscriptions, say. Empty without a
+    /// journal.
+    ///
+    /// ```
+    /// use clocked_dispatch::Builder;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let d = Builder::new().journal(dir.path()).build_journaled::<u32>().unwrap();
+    /// d.save_position("sub/b", 7).unwrap();
+    /// d.save_position("sub/a", 3).unwrap();
+    /// d.save_position("other", 1).unwrap();
+    /// assert_eq!(
+    ///     d.saved_positions("sub/"),
+    ///     [("sub/a".to_string(), 3), ("sub/b".to_string(), 7)]
+    /// );
+    /// ```
+    pub fn saved_positions(&self, prefix: &str) -> Vec<(String, usize)> {
+        let Some(journal) = self.link.shared.journal.as_ref() else {
+            return Vec::new();
+        };
+        journal
+            .positions_with_prefix(prefix)
+            .into_iter()
+            .map(|(name, position)| (name, usize::try_from(position).unwrap_or(usize::MAX)))
+            .collect()
+    }
+
     fn journal(&self) -> Result<&crate::journal::log::Journal, JournalError> {
         self.link
             .shared
@@ -183,6 +211,15 @@ impl<T: Send + Clone> Dispatcher<T> {
 /// `(message, stamp)` in stamp order, or the damage found on the way.
 pub struct History<T> {
     replay: Replay<T>,
+}
+
+impl<T> History<T> {
+    /// The lowest stamp the journal still held when the read started: retention deleted
+    /// everything below it, so a read from an earlier stamp may have lost messages (1 if
+    /// nothing was ever deleted).
+    pub fn oldest_held(&self) -> usize {
+        usize::try_from(self.replay.plan().oldest).unwrap_or(usize::MAX)
+    }
 }
 
 impl<T> Iterator for History<T> {

@@ -162,9 +162,10 @@ impl Journal {
                 known: recovered.known,
                 by_name,
                 next_id,
-                next_transient: recovered
-                    .lowest_transient
-                    .map_or(JournalId::MAX, |id| id - 1),
+                next_transient: match recovered.lowest_transient {
+                    Some(lowest) if lowest > TRANSIENT_IDS => lowest - 1,
+                    _ => JournalId::MAX,
+                },
                 clock,
                 oldest,
                 scratch: Vec::new(),

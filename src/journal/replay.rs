@@ -72,6 +72,11 @@ impl<T> Replay<T> {
         }
     }
 
+    /// What it replays.
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     /// The next message of the backlog.
     pub(crate) fn next(&mut self) -> Replayed<T> {
         if self.plan.from >= self.plan.limit {

@@ -12,7 +12,8 @@
 //!
 //! With `--data DIR` the dispatcher is journaled ([`Storage`]): a topic's multicaster keeps
 //! its history under the journal name `topic/NAME`, so `SUB topic FROM stamp` can replay it, a
-//! durable subscription's position is saved under `sub/NAME/TOPIC`, and each connection's
+//! durable subscription's position is saved under `sub/NAME TOPIC` (neither has a space), and
+//! each connection's
 //! receiver is transient (the journal forgets it when the connection closes).
 
 use std::collections::{HashMap, HashSet};
@@ -110,21 +111,35 @@ pub struct Storage {
     stored: Mutex<HashMap<String, TopicOptions>>,
     /// Durable subscriptions a connection has now: one connection each.
     in_use: Mutex<HashSet<String>>,
+    /// Durable subscriptions the journal knows (each is a name in every checkpoint).
+    durable_names: AtomicUsize,
     /// Taken by `CREATE` with options, so that two of them cannot both write.
     creating: Mutex<()>,
 }
 
 impl Storage {
-    /// Opens `dir`'s topics file.
-    pub fn open(dir: &std::path::Path) -> std::io::Result<Self> {
+    /// Opens `dir`'s topics file; `dispatcher` is the journaled one it goes with.
+    pub fn open(
+        dir: &std::path::Path,
+        dispatcher: &Dispatcher<Published>,
+    ) -> std::io::Result<Self> {
         let (store, stored) = TopicStore::open(dir)?;
         Ok(Storage {
             store,
             stored: Mutex::new(stored),
             in_use: Mutex::new(HashSet::new()),
+            durable_names: AtomicUsize::new(dispatcher.saved_positions(DURABLE_PREFIX).len()),
             creating: Mutex::new(()),
         })
     }
+}
+
+/// Durable subscriptions' journal names: `sub/NAME TOPIC`.
+const DURABLE_PREFIX: &str = "sub/";
+
+/// The journal name of durable subscription `name` to `topic`.
+fn durable_key(name: &str, topic: &str) -> String {
+    format!("{DURABLE_PREFIX}{name} {topic}")
 }
 
 /// Limits that protect the broker from one client.
@@ -138,6 +153,8 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Topics in all.
     pub max_topics: usize,
+    /// Durable subscriptions in all (`--data`): each is a name the journal keeps.
+    pub max_durable: usize,
     /// Messages waiting for one connection (in memory and spilled) before it is cut off.
     pub max_backlog: u64,
     /// Bytes spilled for one connection before it is cut off (below the dispatcher's disk
@@ -183,6 +200,8 @@ pub enum BrokerError {
     TopicExists(String, TopicOptions),
     /// The journal or the topics file could not be read or written.
     Storage(String),
+    /// A durable subscription that is in use, or one too many.
+    Subscription(String),
 }
 
 impl std::fmt::Display for BrokerError {
@@ -201,6 +220,7 @@ impl std::fmt::Display for BrokerError {
                 options.compact.unwrap_or(0)
             ),
             BrokerError::Storage(why) => write!(f, "storage: {why}"),
+            BrokerError::Subscription(why) => f.write_str(why),
         }
     }
 }
@@ -305,6 +325,10 @@ impl Broker {
             // A topic made by a PUB or SUB (no options): it gets them now.
             None => {}
         }
+        if existing.is_none() && self.topic_count() >= self.limits.max_topics {
+            // Before anything is written for it.
+            return Err(BrokerError::TooManyTopics(self.limits.max_topics));
+        }
         storage.store.record(name, options).map_err(|e| {
             BrokerError::Storage(format!("{}: {e}", storage.store.path().display()))
         })?;
@@ -313,7 +337,12 @@ impl Broker {
                 *topic.options.lock().unwrap_or_else(|p| p.into_inner()) = options;
                 Ok(topic)
             }
-            None => self.topic_with(name, Some(options)),
+            None => {
+                let topic = self.topic_with(name, Some(options))?;
+                // A PUB or SUB may have made it meanwhile, with none.
+                *topic.options.lock().unwrap_or_else(|p| p.into_inner()) = options;
+                Ok(topic)
+            }
         }
     }
 
@@ -369,14 +398,30 @@ impl Broker {
             .storage
             .as_ref()
             .ok_or(BrokerError::NeedsData("SUB topic AS name"))?;
-        let key = format!("sub/{name}/{topic}");
+        let key = durable_key(name, topic);
         let mut in_use = storage.in_use.lock().unwrap_or_else(|p| p.into_inner());
-        if !in_use.insert(key.clone()) {
-            return Err(BrokerError::Storage(format!(
+        if in_use.contains(&key) {
+            return Err(BrokerError::Subscription(format!(
                 "subscription {name} to {topic} is in use by another connection"
             )));
         }
-        Ok((key.clone(), self.dispatcher.saved_position(&key)))
+        let saved = self.dispatcher.saved_position(&key);
+        if saved.is_none() {
+            let limit = self.limits.max_durable;
+            let counted =
+                storage
+                    .durable_names
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |names| {
+                        (names < limit).then_some(names + 1)
+                    });
+            if counted.is_err() {
+                return Err(BrokerError::Subscription(format!(
+                    "too many durable subscriptions (limit {limit})"
+                )));
+            }
+        }
+        in_use.insert(key.clone());
+        Ok((key, saved))
     }
 
     /// Lets go of a durable subscription claimed by [`claim_durable`](Self::claim_durable).

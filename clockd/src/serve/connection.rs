@@ -43,6 +43,8 @@ use super::writer::{write_loop, Catchup, Out};
 
 /// How many replies may wait for the writer before the reader waits.
 const REPLY_QUEUE: usize = 256;
+/// How often a reader awaiting a replay checks that its marker was stored.
+const MARKER_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Serves one connection until it closes.
 pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) {
@@ -309,6 +311,9 @@ impl Session {
             return Err(closing());
         }
         holding.await.map_err(|_| closing())?;
+        // A marker the journal fails to store is never delivered: noticed by the count of
+        // messages not stored going up while the replay is awaited.
+        let not_stored = self.broker.dispatcher().stats().unjournaled;
         let joined = topic
             .subscribe(subscriber)
             .map_err(|e| e.to_string())
@@ -326,7 +331,29 @@ impl Session {
             return marked;
         }
         // The replay is written before anything this connection asks next is answered.
-        replaying.await.map_err(|_| closing())
+        tokio::pin!(replaying);
+        loop {
+            tokio::select! {
+                done = &mut replaying => {
+                    if done.is_err() {
+                        // The writer ended first (the connection is closing): leave the
+                        // topic, which `leave_all` does not know of yet.
+                        topic.unsubscribe(subscriber);
+                        return Err(closing());
+                    }
+                    return Ok(());
+                }
+                () = tokio::time::sleep(MARKER_CHECK) => {
+                    if self.broker.dispatcher().stats().unjournaled > not_stored {
+                        topic.unsubscribe(subscriber);
+                        let reason = "the journal failed to store a message (disk full?): \
+                                      the replay cannot be placed, closing";
+                        self.close(Some(reason.into())).await;
+                        return Err(closing());
+                    }
+                }
+            }
+        }
     }
 
     /// Makes the connection's receiver if it has none yet, and hands it to the writer.

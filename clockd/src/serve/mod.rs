@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Topics in all (topics are never deleted).
     #[arg(long, default_value_t = 1_000_000)]
     max_topics: usize,
+    /// Durable subscriptions in all (`SUB topic AS name`; each is kept in the journal).
+    #[arg(long, default_value_t = 100_000)]
+    max_durable: usize,
     /// Messages waiting for one connection before it is disconnected.
     #[arg(long, default_value_t = 1_000_000)]
     max_backlog: u64,
@@ -139,6 +142,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
         max_connections: args.max_connections,
         max_subscriptions: args.max_subscriptions,
         max_topics: args.max_topics,
+        max_durable: args.max_durable,
         max_backlog: args.max_backlog,
         max_spilled_bytes: args.spill_limit / 4 * 3,
         write_timeout: Duration::from_secs(args.write_timeout),
@@ -187,7 +191,7 @@ fn journaled(
     let dispatcher = builder
         .build_journaled::<Published>()
         .map_err(|e| failed(&e))?;
-    let storage = Storage::open(data).map_err(|e| failed(&e))?;
+    let storage = Storage::open(data, &dispatcher).map_err(|e| failed(&e))?;
     Ok((dispatcher, storage))
 }
 

@@ -13,12 +13,17 @@
 //! Compaction streams: it holds one window's messages at a time (the newest per key), and
 //! hands them out in stamp order once a message of a later window (or the end) shows that the
 //! window is complete. Publish times come from the broker's clock and follow stamps; a time
-//! that goes backwards only closes a window early, which keeps more, never fewer.
+//! that goes backwards only closes a window early, which keeps more, never fewer. So does a
+//! window of more than [`MAX_GATHERED`] messages, handed out in parts so that a huge window
+//! never sits in memory whole.
 
 use std::collections::HashMap;
 
 use super::broker::Published;
 use super::command::TopicOptions;
+
+/// The most messages of one window held at once.
+pub const MAX_GATHERED: usize = 65_536;
 
 /// A topic's history filtered by its options; yields `(message, stamp)` in stamp order.
 pub struct Retained<I> {
@@ -74,7 +79,7 @@ impl<I: Iterator<Item = (Published, usize)>> Retained<I> {
         self.window = Some(window);
         let mut next = Some(first);
         while let Some((message, stamp)) = next.take() {
-            if message.at_ms / window_ms != window {
+            if message.at_ms / window_ms != window || self.gathered.len() >= MAX_GATHERED {
                 self.next_window = Some((message, stamp));
                 break;
             }

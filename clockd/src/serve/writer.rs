@@ -74,6 +74,16 @@ pub struct Catchup {
     pub replayed: Option<oneshot::Sender<()>>,
 }
 
+/// A durable subscription this connection has.
+struct Durable {
+    /// The journal name its position is saved under.
+    key: String,
+    /// The last stamp written to the client on its topic.
+    written: usize,
+    /// The position saved last.
+    committed: usize,
+}
+
 /// Deliveries written before a flush.
 const WRITE_BATCH: usize = 256;
 /// Messages of a replay read (and formatted) between two writes.
@@ -99,9 +109,8 @@ struct Writer {
     due: Option<(Catchup, usize)>,
     /// Topics whose live deliveries are dropped until their replay (which has them).
     holding: HashSet<Arc<str>>,
-    /// Durable subscriptions: the journal name of each one's position, and the last stamp
-    /// written to the client for it.
-    durable: HashMap<Arc<str>, (String, usize)>,
+    /// Durable subscriptions by topic: see [`Durable`].
+    durable: HashMap<Arc<str>, Durable>,
 }
 
 /// Why the writer stops.
@@ -222,15 +231,23 @@ impl Writer {
     /// `COMMIT topic stamp`: saved (and synced) before the next reply is written, so a
     /// `PONG` after it means it is stored.
     fn commit(&mut self, topic: &str, stamp: usize) {
-        let reply = match self.durable.get(topic) {
+        let reply = match self.durable.get_mut(topic) {
             None => Some(format!(
                 "no durable subscription to {topic} on this connection (SUB {topic} AS name)"
             )),
-            Some(&(_, written)) if stamp > written => Some(format!(
-                "commit {stamp} is ahead of the last stamp delivered on {topic} ({written})"
+            Some(durable) if stamp > durable.written => Some(format!(
+                "commit {stamp} is ahead of the last stamp delivered on {topic} ({})",
+                durable.written
             )),
-            Some((key, _)) => {
-                let saved = tokio::task::block_in_place(|| self.broker.save_position(key, stamp));
+            // At or below the last commit: nothing to write.
+            Some(durable) if stamp <= durable.committed => None,
+            Some(durable) => {
+                let broker = &self.broker;
+                let saved =
+                    tokio::task::block_in_place(|| broker.save_position(&durable.key, stamp));
+                if saved.is_ok() {
+                    durable.committed = stamp;
+                }
                 saved.err().map(|e| e.to_string())
             }
         };
@@ -257,10 +274,13 @@ impl Writer {
             return Ok(()); // unsubscribed meanwhile
         }
         if let Some(key) = &catchup.durable {
-            self.durable.insert(
-                catchup.name.clone(),
-                (key.clone(), catchup.from.saturating_sub(1)),
-            );
+            let resumed_after = catchup.from.saturating_sub(1);
+            let durable = Durable {
+                key: key.clone(),
+                written: resumed_after,
+                committed: resumed_after,
+            };
+            self.durable.insert(catchup.name.clone(), durable);
         }
         let history = match catchup.topic.history(&self.broker, catchup.from) {
             Ok(history) => history,
@@ -269,6 +289,14 @@ impl Writer {
                 return Ok(());
             }
         };
+        let oldest = history.oldest_held();
+        if catchup.from < oldest && oldest > 1 {
+            let _ = writeln!(
+                self.pending,
+                "ERR replay of {} starts at {oldest}: retention deleted older messages",
+                catchup.name
+            );
+        }
         let damaged = Arc::new(AtomicU64::new(0));
         let counted = damaged.clone();
         let source = history
@@ -348,7 +376,9 @@ impl Writer {
                     .messages_out
                     .fetch_add(1, Ordering::Relaxed);
             }
-            None if self.clock && stamp > self.clock_sent => {
+            // While a replay is pending its messages are still to come, stamped below the
+            // clock: a `CLOCK` line now would promise they were delivered.
+            None if self.clock && stamp > self.clock_sent && self.holding.is_empty() => {
                 self.clock_sent = stamp;
                 let _ = writeln!(self.pending, "CLOCK {stamp}");
             }
@@ -366,8 +396,8 @@ impl Writer {
         if self.holding.contains(topic) {
             return true;
         }
-        if let Some((_, written)) = self.durable.get_mut(topic) {
-            *written = stamp;
+        if let Some(durable) = self.durable.get_mut(topic) {
+            durable.written = stamp;
         }
         false
     }

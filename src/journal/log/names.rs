@@ -37,16 +37,49 @@ impl Journal {
         id
     }
 
-    /// The id of `name`, made (and its `Name` record written, synced per the durability mode)
-    /// if the journal does not know it yet.
+    /// The id of `name`, made if the journal does not know it yet. A new name's `Name` record
+    /// is written under the state lock before the name is known, so no record for the id can
+    /// precede it (and a failed write leaves the name unknown); it is synced per the
+    /// durability mode before this returns.
     pub(crate) fn declare(&self, name: &str) -> Result<JournalId, JournalError> {
-        let (id, new) = self.id_for(name);
-        if new {
-            let mut record = Vec::new();
-            frame::append_entry(&mut record, &Entry::Name { receiver: id, name });
-            self.append_synced(&record)?;
+        let mut state = self.state.lock();
+        if let Some(&id) = state.by_name.get(name) {
+            return Ok(id);
         }
+        let id = state.next_id;
+        let mut record = Vec::new();
+        frame::append_entry(&mut record, &Entry::Name { receiver: id, name });
+        let written = state.append(&record, false, &self.tail);
+        let segment = state.position.segment;
+        written.map_err(|source| self.io_error(segment, source))?;
+        state.next_id = id.saturating_add(1);
+        state.by_name.insert(name.to_owned(), id);
+        state.known.insert(
+            id,
+            super::super::recover::Known {
+                name: name.to_owned(),
+                commit: 0,
+                open: false,
+                expired: 0,
+            },
+        );
+        let mine = state.appends;
+        drop(state);
+        self.sync_appends(mine)?;
         Ok(id)
+    }
+
+    /// Every name starting with `prefix` that has a position, with it, sorted by name.
+    pub(crate) fn positions_with_prefix(&self, prefix: &str) -> Vec<(String, u64)> {
+        let state = self.state.lock();
+        let mut found: Vec<(String, u64)> = state
+            .by_name
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .filter_map(|(name, id)| Some((name.clone(), state.known.get(id)?.commit)))
+            .collect();
+        found.sort_unstable();
+        found
     }
 
     /// The id of a name the journal knows.
@@ -74,22 +107,20 @@ impl Journal {
         }
     }
 
-    /// Appends whole records and syncs them per the durability mode (sharing a sync with
+    /// Syncs appends up to number `mine`, per the durability mode (sharing a sync with
     /// commits made meanwhile).
-    fn append_synced(&self, records: &[u8]) -> Result<(), JournalError> {
-        let mut state = self.state.lock();
-        let written = state.append(records, false, &self.tail);
-        let io_error = |segment, source| JournalError::Io {
-            path: self.dir.join(super::segments::file_name(segment)),
-            source,
-        };
-        written.map_err(|source| io_error(state.position.segment, source))?;
-        let mine = state.appends;
-        drop(state);
+    fn sync_appends(&self, mine: u64) -> Result<(), JournalError> {
         if self.synced_writes() {
             self.sync_through(mine)
-                .map_err(|source| io_error(self.state.lock().position.segment, source))?;
+                .map_err(|source| self.io_error(self.state.lock().position.segment, source))?;
         }
         Ok(())
+    }
+
+    fn io_error(&self, segment: u64, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.dir.join(super::segments::file_name(segment)),
+            source,
+        }
     }
 }
