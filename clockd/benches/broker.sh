@@ -2,6 +2,7 @@
 # clockd serve vs redis-server pub/sub, same machine, same run, loopback only.
 #
 #   bash clockd/benches/broker.sh [SECONDS] [ROUNDS]
+#   DATA=1 bash clockd/benches/broker.sh ...   # clockd with --data: every message journaled
 #
 # Installs redis-server from the Debian package if it is missing (the tests never need it),
 # builds clockd, starts both servers on free loopback ports, and runs `clockd bench` against
@@ -29,7 +30,11 @@ redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$work" --logfile "$work/redis.log" &
 redis_pid=$!
-"$clockd" serve --listen 127.0.0.1:0 --spill-dir "$work/spill" >"$work/clockd.out" &
+storage=(--spill-dir "$work/spill")
+if [ "${DATA:-0}" = 1 ]; then
+    storage=(--data "$work/data")
+fi
+"$clockd" serve --listen 127.0.0.1:0 "${storage[@]}" >"$work/clockd.out" &
 clockd_pid=$!
 trap 'kill $redis_pid $clockd_pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do
@@ -38,7 +43,7 @@ for _ in $(seq 100); do
 done
 clockd_addr=$(sed -n 's/^clockd: listening on //p' "$work/clockd.out")
 
-echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), clockd $(git rev-parse --short HEAD), ${seconds} s per run, $(nproc) cores"
+echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), clockd $(git rev-parse --short HEAD) ${storage[*]/$work\//}, ${seconds} s per run, $(nproc) cores"
 # name|clockd bench arguments
 workloads=(
     "1->8 fan-out, 1 KiB, window 1000|--publishers 1 --subscribers 8 --topics 1 --payload 1024 --window 1000"
