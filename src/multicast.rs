@@ -23,9 +23,9 @@
 //! * **The handle's member list mirrors the dispatcher's**, under one mutex taken by `add`,
 //!   `remove` and drop (never by `multicast`), so `add` and `remove` are idempotent.
 //!
-//! On a journaled dispatcher a multicast is written as one `Data` record per member (all with
-//! its stamp), so a member replays it after a restart and a lagging member reads it back, as
-//! for a send. Under [`Durability::Always`](crate::Durability::Always), `multicast` returns once
+//! On a journaled dispatcher a multicast is written as one record naming every member, its
+//! payload stored once, so a member replays it after a restart and a lagging member reads it
+//! back, as for a send. Under [`Durability::Always`](crate::Durability::Always), `multicast` returns once
 //! it is stored.
 
 use std::collections::HashSet;

@@ -242,3 +242,49 @@ fn a_history_says_what_retention_deleted() {
     assert!(held.windows(2).all(|w| w[0].0 + 1 == w[1].0));
     assert_eq!(held.last().unwrap().0, published - 1);
 }
+
+#[test]
+fn a_multicast_is_one_record_naming_its_members() {
+    use clocked_dispatch::journal::inspect::{records, Item, RecordKind};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = journaled(dir.path());
+        let topic = d.archived_multicaster("topic/t").unwrap();
+        let pairs: Vec<_> = (0..3)
+            .map(|i| d.new(format!("tx{i}"), format!("rx{i}")))
+            .collect();
+        for (tx, _) in &pairs {
+            topic.add(tx).unwrap();
+        }
+        topic.multicast(42).unwrap();
+        for (_, rx) in &pairs {
+            assert_eq!(take(rx, 1), [(42, 1)]);
+        }
+        drop((topic, pairs));
+        d.join();
+    }
+    let mut walk = records(dir.path()).unwrap();
+    let mut messages = Vec::new();
+    for item in walk.by_ref() {
+        if let Item::Record(record) = item {
+            if record.payload().is_some() {
+                messages.push(record.kind);
+            }
+        }
+    }
+    // One record: the group's history and its three members, the payload once.
+    let [RecordKind::Multicast {
+        stamp: 1,
+        receivers,
+        payload,
+    }] = &messages[..]
+    else {
+        panic!("{messages:?}");
+    };
+    let names: Vec<&str> = receivers
+        .iter()
+        .map(|&id| walk.name_of(id).expect("named"))
+        .collect();
+    assert_eq!(names, ["topic/t", "rx0", "rx1", "rx2"]);
+    assert_eq!(postcard::from_bytes::<u64>(payload).unwrap(), 42);
+}

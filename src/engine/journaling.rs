@@ -107,6 +107,8 @@ pub(crate) struct EngineJournal<T> {
     latest: Vec<Option<ReceiverId>>,
     /// The last stamp that carried no message, not yet written as a tick.
     tick: Option<usize>,
+    /// A multicast's journal ids, reused.
+    multicast_ids: Vec<JournalId>,
     /// The highest stamp staged.
     stamp: usize,
     /// `send`s staged in this batch.
@@ -142,6 +144,7 @@ impl<T> EngineJournal<T> {
             ids: Vec::new(),
             latest: Vec::new(),
             tick: None,
+            multicast_ids: Vec::new(),
             stamp,
             releasing: None,
             sends: 0,
@@ -305,28 +308,46 @@ impl<T> Engine<T> {
                 frame::append_message(&mut journal.records, stamp, None, value, journal.encode)
                     .is_ok()
             }
-            // One `Data` record per member, all with the multicast's stamp: each member's
-            // replay and lag reader find theirs as for a send (the payload is stored once per
-            // member; a record naming a set would store it once).
+            // Each member's replay and lag reader find it as they find a send of theirs.
             Held::Multicast(members, value, _, archive) => {
-                if archive.is_none() && !members.iter().any(|&to| journal.id_of(to).is_some()) {
-                    // No record will carry the stamp: a tick does, so that a restart never
-                    // hands out a stamp already published.
-                    journal.tick = Some(stamp);
-                    return;
-                }
-                journal.write_tick();
-                let mut encoded = true;
-                // The group's own history first (if it keeps one), then each member's copy.
-                let (slot_ids, encode) = (&journal.ids, journal.encode);
-                let member_ids = members
-                    .iter()
-                    .map(|to| slot_ids.get(to.0).copied().flatten());
-                for id in std::iter::once(*archive).chain(member_ids).flatten() {
-                    encoded &=
-                        frame::append_message(&mut journal.records, stamp, Some(id), value, encode)
-                            .is_ok();
-                }
+                // The group's history (if it keeps one) and each member still known: one
+                // `Multicast` record naming them all, the payload stored once (`Data` for one).
+                let mut ids = std::mem::take(&mut journal.multicast_ids);
+                ids.clear();
+                ids.extend(archive.iter().copied());
+                ids.extend(members.iter().filter_map(|&to| journal.id_of(to)));
+                let encoded = match ids.as_slice() {
+                    [] => {
+                        // No record will carry the stamp: a tick does, so that a restart never
+                        // hands out a stamp already published.
+                        journal.tick = Some(stamp);
+                        journal.multicast_ids = ids;
+                        return;
+                    }
+                    [id] => {
+                        journal.write_tick();
+                        frame::append_message(
+                            &mut journal.records,
+                            stamp,
+                            Some(*id),
+                            value,
+                            journal.encode,
+                        )
+                        .is_ok()
+                    }
+                    several => {
+                        journal.write_tick();
+                        frame::append_multicast(
+                            &mut journal.records,
+                            stamp,
+                            several,
+                            value,
+                            journal.encode,
+                        )
+                        .is_ok()
+                    }
+                };
+                journal.multicast_ids = ids;
                 encoded
             }
         };

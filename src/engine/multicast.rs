@@ -9,7 +9,8 @@
 //! A multicast takes one stamp and pushes a copy to each member in turn, through the same
 //! [`deliver`](Engine::deliver) as a send: a member found gone is closed and skipped.
 //! Journaled, it is staged with the members of the moment (`Held::Multicast`), written as
-//! one `Data` record per member, and delivered to them after the write. A group that keeps
+//! one record naming every member (`Multicast`; `Data` for one), and delivered to them after
+//! the write. A group that keeps
 //! its history ([`Dispatcher::archived_multicaster`](crate::Dispatcher::archived_multicaster))
 //! also gets a `Data` record under its own journal id, members or not.
 

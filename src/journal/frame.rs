@@ -18,6 +18,11 @@
 //! | 7    | `Commit`   | receiver u32, stamp u64     | the receiver has processed up to `stamp`    |
 //! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set to `stamp`              |
 //! | 9    | `Expired`  | receiver u32, count u64     | retention deleted `count` of its messages   |
+//! | 10   | `Multicast`| stamp u64, n u32, n × receiver u32, payload | one message for each of `n` receivers |
+//!
+//! A multicast to one receiver is written as `Data`; to several, as one `Multicast` record,
+//! so its payload is stored once however many members its group has. Readers treat it as a
+//! `Data` record for each receiver it lists.
 //!
 //! A `Commit` only moves a receiver's position forward (the highest wins); a `Rewind` sets it,
 //! lower or not. Both apply in journal order. A segment's checkpoint restates every position
@@ -47,6 +52,7 @@ const CLOSED: u8 = 6;
 const COMMIT: u8 = 7;
 const REWIND: u8 = 8;
 const EXPIRED: u8 = 9;
+const MULTICAST: u8 = 10;
 
 /// A journal receiver id: stable across restarts for a receiver name (unlike the dispatcher's
 /// slot ids, which are reused).
@@ -89,15 +95,44 @@ pub(crate) enum Entry<'a> {
         receiver: JournalId,
         count: u64,
     },
+    Multicast {
+        stamp: u64,
+        receivers: Members<'a>,
+        payload: &'a [u8],
+    },
+}
+
+/// The receivers a `Multicast` record lists, as stored (`u32`s, little-endian).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Members<'a>(&'a [u8]);
+
+impl<'a> Members<'a> {
+    /// Each receiver's journal id, in the order written.
+    pub(crate) fn iter(self) -> impl Iterator<Item = JournalId> + 'a {
+        self.0
+            .chunks_exact(4)
+            .map(|id| u32::from_le_bytes([id[0], id[1], id[2], id[3]]))
+    }
+
+    /// Whether `id` is one of them.
+    pub(crate) fn contains(self, id: JournalId) -> bool {
+        self.iter().any(|member| member == id)
+    }
+
+    /// How many there are.
+    pub(crate) fn len(self) -> usize {
+        self.0.len() / 4
+    }
 }
 
 impl Entry<'_> {
     /// The stamp this entry carries a message or tick for, if any.
     pub(crate) fn stamp(&self) -> Option<u64> {
         match *self {
-            Entry::Data { stamp, .. } | Entry::Broadcast { stamp, .. } | Entry::Tick { stamp } => {
-                Some(stamp)
-            }
+            Entry::Data { stamp, .. }
+            | Entry::Broadcast { stamp, .. }
+            | Entry::Multicast { stamp, .. }
+            | Entry::Tick { stamp } => Some(stamp),
             _ => None,
         }
     }
@@ -140,7 +175,32 @@ pub(crate) fn append_message<T>(
     finish(out, start)
 }
 
-/// Appends a record with no payload (every kind but `Data` and `Broadcast`).
+/// Appends one message record for every receiver in `receivers` (at least two: one is a
+/// `Data` record, see [`append_message`]) encoding `value` once. On error `out` is left as it
+/// was.
+pub(crate) fn append_multicast<T>(
+    out: &mut Vec<u8>,
+    stamp: usize,
+    receivers: &[JournalId],
+    value: &T,
+    encode: EncodeFn<T>,
+) -> Result<(), EncodeError> {
+    let start = begin(out);
+    out.push(MULTICAST);
+    out.extend_from_slice(&(stamp as u64).to_le_bytes());
+    let count = u32::try_from(receivers.len()).map_err(|_| EncodeError::TooLarge)?;
+    out.extend_from_slice(&count.to_le_bytes());
+    for receiver in receivers {
+        out.extend_from_slice(&receiver.to_le_bytes());
+    }
+    if encode(value, out).is_err() {
+        out.truncate(start);
+        return Err(EncodeError::Serialize);
+    }
+    finish(out, start)
+}
+
+/// Appends a record with no payload (every kind but `Data`, `Broadcast` and `Multicast`).
 pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
     let start = begin(out);
     match *entry {
@@ -176,7 +236,7 @@ pub(crate) fn append_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
             out.extend_from_slice(&receiver.to_le_bytes());
             out.extend_from_slice(&count.to_le_bytes());
         }
-        Entry::Data { .. } | Entry::Broadcast { .. } => {
+        Entry::Data { .. } | Entry::Broadcast { .. } | Entry::Multicast { .. } => {
             // Messages carry a typed value: `append_message`. Nothing is written.
             out.truncate(start);
             return;
@@ -306,6 +366,19 @@ pub(crate) fn parse(body: &[u8]) -> Result<Entry<'_>, FaultKind> {
             receiver: u32_at(0)?,
             count: u64_at(4)?,
         })),
+        MULTICAST => {
+            let count = u32_at(8)? as usize;
+            let payload_at = count
+                .checked_mul(4)
+                .and_then(|ids| ids.checked_add(12))
+                .filter(|&at| at <= rest.len())
+                .ok_or(FaultKind::Decode)?;
+            Ok(Entry::Multicast {
+                stamp: u64_at(0)?,
+                receivers: Members(&rest[12..payload_at]),
+                payload: &rest[payload_at..],
+            })
+        }
         _ => Err(FaultKind::Decode),
     }
 }
@@ -342,6 +415,35 @@ mod tests {
             append_entry(&mut out, &entry);
         }
         out
+    }
+
+    #[test]
+    fn a_multicast_stores_its_payload_once_for_every_member() {
+        let mut out = Vec::new();
+        append_multicast(&mut out, 12, &[4, 1 << 31, 9], &77u32, encode_u32).unwrap();
+        let mut body = Vec::new();
+        read_body(&mut &out[..], &mut body).unwrap();
+        let Entry::Multicast {
+            stamp,
+            receivers,
+            payload,
+        } = parse(&body).unwrap()
+        else {
+            panic!("not a multicast");
+        };
+        assert_eq!(stamp, 12);
+        assert_eq!(receivers.iter().collect::<Vec<_>>(), [4, 1 << 31, 9]);
+        assert!(receivers.contains(9) && !receivers.contains(5));
+        assert_eq!(receivers.len(), 3);
+        assert_eq!(postcard::from_bytes::<u32>(payload).unwrap(), 77);
+        // A count that runs past the body is not a record.
+        let mut bad = vec![MULTICAST];
+        bad.extend_from_slice(&12u64.to_le_bytes());
+        bad.extend_from_slice(&1000u32.to_le_bytes());
+        bad.extend_from_slice(&[0; 8]);
+        assert_eq!(parse(&bad), Err(FaultKind::Decode));
+        bad.truncate(1 + 8 + 2);
+        assert_eq!(parse(&bad), Err(FaultKind::Decode));
     }
 
     #[test]

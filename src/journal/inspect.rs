@@ -96,17 +96,19 @@ impl Record {
         match self.kind {
             RecordKind::Data { stamp, .. }
             | RecordKind::Broadcast { stamp, .. }
+            | RecordKind::Multicast { stamp, .. }
             | RecordKind::Tick { stamp } => Some(stamp),
             _ => None,
         }
     }
 
-    /// The payload of a message (`Data` or `Broadcast`): the value's postcard encoding.
+    /// The payload of a message (`Data`, `Broadcast` or `Multicast`): the value's postcard
+    /// encoding.
     pub fn payload(&self) -> Option<&[u8]> {
         match &self.kind {
-            RecordKind::Data { payload, .. } | RecordKind::Broadcast { payload, .. } => {
-                Some(payload)
-            }
+            RecordKind::Data { payload, .. }
+            | RecordKind::Broadcast { payload, .. }
+            | RecordKind::Multicast { payload, .. } => Some(payload),
             _ => None,
         }
     }
@@ -180,6 +182,15 @@ pub enum RecordKind {
         receiver: u32,
         /// The running count.
         count: u64,
+    },
+    /// One message for each of several receivers (a multicast), its payload stored once.
+    Multicast {
+        /// Its stamp.
+        stamp: usize,
+        /// The receivers' journal ids.
+        receivers: Vec<u32>,
+        /// The value's postcard encoding.
+        payload: Vec<u8>,
     },
 }
 
@@ -588,6 +599,13 @@ pub fn status(dir: impl AsRef<Path>) -> Result<JournalStatus, JournalError> {
             Entry::Data {
                 stamp, receiver, ..
             } => count(&mut counts, receiver, stamp, len),
+            Entry::Multicast {
+                stamp, receivers, ..
+            } => {
+                for receiver in receivers.iter() {
+                    count(&mut counts, receiver, stamp, len);
+                }
+            }
             Entry::Broadcast { stamp, .. } => {
                 for &receiver in &open.open {
                     count(&mut counts, receiver, stamp, len);
@@ -682,7 +700,7 @@ pub fn verify_with(
         Event::Segment => {}
         Event::Record { entry, .. } => {
             report.records += 1;
-            if matches!(entry, Entry::Data { .. } | Entry::Broadcast { .. }) {
+            if entry.stamp().is_some() && !matches!(entry, Entry::Tick { .. }) {
                 report.messages += 1;
             }
         }

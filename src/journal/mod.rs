@@ -11,7 +11,7 @@
 //!
 //! Segment files of checksummed records (format in `src/journal/frame.rs`, layout in `src/journal/segments.rs`):
 //! each message with its stamp and its receiver's journal id (a broadcast once, for everyone
-//! open), ticks for stamps that carry no message (`forward(None, ts)`), receivers' names,
+//! open; a multicast once, naming its receivers), ticks for stamps that carry no message (`forward(None, ts)`), receivers' names,
 //! when they open and close, and their commits. Receiver ids in the journal are stable for a
 //! name across restarts.
 //!

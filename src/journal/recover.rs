@@ -288,11 +288,16 @@ fn apply(recovered: &mut Recovered, entry: &Entry<'_>) {
         if !matches!(entry, Entry::Tick { .. }) {
             recovered.report.messages += 1;
         }
-        if let Entry::Data { receiver, .. } = *entry {
+        let mut note_transient = |receiver: JournalId| {
             if receiver >= super::log::TRANSIENT_IDS {
                 let lowest = recovered.lowest_transient.get_or_insert(receiver);
                 *lowest = (*lowest).min(receiver);
             }
+        };
+        match *entry {
+            Entry::Data { receiver, .. } => note_transient(receiver),
+            Entry::Multicast { receivers, .. } => receivers.iter().for_each(note_transient),
+            _ => {}
         }
         return;
     }

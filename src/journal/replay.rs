@@ -125,6 +125,11 @@ impl<T> Replay<T> {
                             receiver,
                             payload,
                         } if receiver == plan.id => (stamp, payload),
+                        Entry::Multicast {
+                            stamp,
+                            receivers,
+                            payload,
+                        } if receivers.contains(plan.id) => (stamp, payload),
                         Entry::Broadcast { stamp, payload } if self.open => (stamp, payload),
                         _ => continue,
                     };

@@ -156,6 +156,11 @@ fn count_unread(
                     |id: &JournalId, stamp: u64| commits.get(id).is_some_and(|&c| stamp > c);
                 match entry {
                     Entry::Data { receiver, .. } => *held.data.entry(receiver).or_default() += 1,
+                    Entry::Multicast { receivers, .. } => {
+                        for receiver in receivers.iter() {
+                            *held.data.entry(receiver).or_default() += 1;
+                        }
+                    }
                     Entry::Broadcast { .. } => held.broadcasts += 1,
                     _ => {}
                 }
@@ -165,6 +170,13 @@ fn count_unread(
                     Entry::Data {
                         stamp, receiver, ..
                     } if above(&receiver, stamp) => *unread.entry(receiver).or_default() += 1,
+                    Entry::Multicast {
+                        stamp, receivers, ..
+                    } => {
+                        for receiver in receivers.iter().filter(|id| above(id, stamp)) {
+                            *unread.entry(receiver).or_default() += 1;
+                        }
+                    }
                     Entry::Broadcast { stamp, .. } => {
                         for id in &open {
                             if above(id, stamp) {

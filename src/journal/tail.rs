@@ -270,6 +270,11 @@ impl<T> Tail<T> {
                     receiver,
                     payload,
                 } if receiver == self.id => (stamp, payload),
+                Entry::Multicast {
+                    stamp,
+                    receivers,
+                    payload,
+                } if receivers.contains(self.id) => (stamp, payload),
                 Entry::Broadcast { stamp, payload } => (stamp, payload),
                 _ => continue,
             };

@@ -130,7 +130,10 @@ pub fn run(args: &Args) -> Result<Outcome, Failure> {
 }
 
 fn is_message(kind: &RecordKind) -> bool {
-    matches!(kind, RecordKind::Data { .. } | RecordKind::Broadcast { .. })
+    matches!(
+        kind,
+        RecordKind::Data { .. } | RecordKind::Broadcast { .. } | RecordKind::Multicast { .. }
+    )
 }
 
 /// The stamp `--from` filters on: a message's or a tick's.
@@ -138,6 +141,7 @@ fn message_stamp(kind: &RecordKind) -> Option<usize> {
     match *kind {
         RecordKind::Data { stamp, .. }
         | RecordKind::Broadcast { stamp, .. }
+        | RecordKind::Multicast { stamp, .. }
         | RecordKind::Tick { stamp } => Some(stamp),
         _ => None,
     }
@@ -148,15 +152,16 @@ fn concerns(kind: &RecordKind, id: Option<u32>, records: &inspect::Records) -> b
     let Some(id) = id else {
         return false;
     };
-    match *kind {
+    match kind {
         RecordKind::Broadcast { .. } => records.is_open(id),
+        RecordKind::Multicast { receivers, .. } => receivers.contains(&id),
         RecordKind::Data { receiver, .. }
         | RecordKind::Name { receiver, .. }
         | RecordKind::Open { receiver }
         | RecordKind::Closed { receiver }
         | RecordKind::Commit { receiver, .. }
         | RecordKind::Rewind { receiver, .. }
-        | RecordKind::Expired { receiver, .. } => receiver == id,
+        | RecordKind::Expired { receiver, .. } => *receiver == id,
         _ => false,
     }
 }
@@ -184,6 +189,15 @@ fn text_line(kind: &RecordKind, records: &inspect::Records) -> Option<String> {
         ),
         RecordKind::Broadcast { stamp, payload } => {
             format!("{stamp}\t*\t{}\t{}", payload.len(), show(payload))
+        }
+        RecordKind::Multicast {
+            stamp,
+            receivers,
+            payload,
+        } => {
+            let names: Vec<String> = receivers.iter().map(|&id| name(id)).collect();
+            let names = names.join(",");
+            format!("{stamp}\t{names}\t{}\t{}", payload.len(), show(payload))
         }
         RecordKind::Tick { stamp } => format!("# tick {stamp}"),
         RecordKind::Name { receiver, name } => format!("# name {receiver} {}", printable(name)),
@@ -219,6 +233,17 @@ fn json_line(record: &Record, records: &inspect::Records) -> Option<Value> {
         RecordKind::Broadcast { stamp, payload } => {
             let mut v = json!({"kind": "broadcast", "stamp": stamp, "receiver": null,
                 "size": payload.len()});
+            add_payload(&mut v, payload);
+            v
+        }
+        RecordKind::Multicast {
+            stamp,
+            receivers,
+            payload,
+        } => {
+            let names: Vec<String> = receivers.iter().map(|&id| name(id)).collect();
+            let mut v = json!({"kind": "multicast", "stamp": stamp, "receivers": names,
+                "receiver_ids": receivers, "size": payload.len()});
             add_payload(&mut v, payload);
             v
         }

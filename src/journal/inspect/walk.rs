@@ -54,6 +54,15 @@ pub(super) fn owned(entry: &Entry<'_>) -> RecordKind {
             stamp: to_usize(stamp),
         },
         Entry::Expired { receiver, count } => RecordKind::Expired { receiver, count },
+        Entry::Multicast {
+            stamp,
+            receivers,
+            payload,
+        } => RecordKind::Multicast {
+            stamp: to_usize(stamp),
+            receivers: receivers.iter().collect(),
+            payload: payload.to_vec(),
+        },
     }
 }
 
@@ -67,6 +76,9 @@ fn record_len(entry: &Entry<'_>) -> u64 {
         Entry::Name { name, .. } => 4 + name.len(),
         Entry::Open { .. } | Entry::Closed { .. } => 4,
         Entry::Commit { .. } | Entry::Rewind { .. } | Entry::Expired { .. } => 4 + 8,
+        Entry::Multicast {
+            receivers, payload, ..
+        } => 8 + 4 + 4 * receivers.len() + payload.len(),
     };
     (HEAD_LEN + body) as u64
 }
