@@ -190,3 +190,42 @@ fn an_unknown_receiver_is_an_error() {
     assert!(!stderr(&bad_stamp).contains("panicked"));
     known.stop();
 }
+
+#[test]
+fn a_multicast_is_one_line_naming_its_receivers() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = open::<String>(dir.path(), 1 << 20);
+        let (tx_a, rx_a) = d.new("tx_a", "a");
+        let (tx_b, rx_b) = d.new("tx_b", "b");
+        let (tx_c, rx_c) = d.new("tx_c", "c");
+        let group = d.multicaster("g").unwrap();
+        group.add(&tx_a).unwrap();
+        group.add(&tx_b).unwrap();
+        group.multicast("to a and b".to_string()).unwrap();
+        tx_c.send("to c".to_string()).unwrap();
+        assert_eq!(next(&rx_a).1, 1);
+        assert_eq!(next(&rx_c).1, 2);
+        drop((group, tx_a, tx_b, tx_c, rx_a, rx_b, rx_c));
+        d.join();
+    }
+    let text = cat(dir.path(), &[]);
+    let lines: Vec<_> = text.lines().map(fields).collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "a,b".to_string(), 11, "\"to a and b\"".to_string()),
+            (2, "c".to_string(), 5, "\"to c\"".to_string()),
+        ]
+    );
+    // A receiver's filter finds the multicasts it is in; JSON lists them all.
+    let b: Vec<usize> = cat(dir.path(), &["--receiver", "b"])
+        .lines()
+        .map(|l| fields(l).0)
+        .collect();
+    assert_eq!(b, [1]);
+    let json = cat(dir.path(), &["--json"]);
+    let first: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "multicast");
+    assert_eq!(first["receivers"], serde_json::json!(["a", "b"]));
+}
