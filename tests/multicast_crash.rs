@@ -1,9 +1,10 @@
 //! Crash test for journaled multicast: a child process multicasts under `Durability::Always`,
-//! to a group with no members (so no `Data` record carries the stamps, only ticks) and, every
-//! 8th message, to a group with one member, printing `ack S` once multicast `S` is stored.
-//! The test kills it with SIGKILL at a random moment, reopens the journal and checks that
-//! the clock resumes above every acknowledged stamp (no stamp is handed out twice) and that
-//! the member replays every acknowledged message it was sent.
+//! to a group with no members (so no message record carries the stamps, only ticks) and, every
+//! 8th message, to a group with two members (one `Multicast` record naming both), printing
+//! `ack S` once multicast `S` is stored. The test kills it with SIGKILL at a random moment,
+//! reopens the journal and checks that the clock resumes above every acknowledged stamp (no
+//! stamp is handed out twice) and that both members replay every acknowledged message they
+//! were sent.
 
 #![cfg(unix)]
 
@@ -36,13 +37,15 @@ fn multicast_crash_child() {
     };
     let d = open(Path::new(&dir));
     let (tx, _rx) = d.new("tx", "member");
+    let (tx2, _rx2) = d.new("tx2", "member2");
     let nobody = d.multicaster("nobody").unwrap();
-    let one = d.multicaster("one").unwrap();
-    one.add(&tx).unwrap();
+    let two = d.multicaster("two").unwrap();
+    two.add(&tx).unwrap();
+    two.add(&tx2).unwrap();
     for stamp in 1u64.. {
         // One publisher: multicast number `stamp` gets stamp `stamp`.
         if stamp % 8 == 0 {
-            one.multicast(stamp).expect("multicast");
+            two.multicast(stamp).expect("multicast");
         } else {
             nobody.multicast(stamp).expect("multicast");
         }
@@ -70,23 +73,30 @@ fn killed_multicasts_leave_the_clock_above_every_acknowledged_stamp() {
 
         let d = open(dir.path());
         let (tx, rx) = d.new("tx", "member");
-        // The member replays every acknowledged multicast of the group it was in.
-        let mut replayed = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok((Some(value), stamp)) => {
-                    assert_eq!(value as usize, stamp, "round {round}");
-                    replayed.push(value);
+        let (_tx2, rx2) = d.new("tx2", "member2");
+        // Each member replays every acknowledged multicast of the group it was in; both the
+        // same ones (one record names both).
+        let replay = |rx: &clocked_dispatch::ClockedReceiver<u64>| {
+            let mut replayed = Vec::new();
+            loop {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok((Some(value), stamp)) => {
+                        assert_eq!(value as usize, stamp, "round {round}");
+                        replayed.push(value);
+                    }
+                    Ok((None, _)) => {}
+                    Err(_) => break,
                 }
-                Ok((None, _)) => {}
-                Err(_) => break,
             }
-        }
+            replayed
+        };
+        let replayed = replay(&rx);
         let expected: Vec<u64> = (1..=acked).filter(|s| s % 8 == 0).collect();
         assert!(
             replayed.starts_with(&expected),
             "round {round}: acked up to {acked}, replayed {replayed:?}"
         );
+        assert_eq!(replay(&rx2), replayed, "round {round}");
         tx.send(u64::MAX).unwrap();
         let stamp = loop {
             if let (Some(u64::MAX), stamp) = rx.recv_timeout(Duration::from_secs(60)).unwrap() {
