@@ -25,8 +25,8 @@
 //!
 //! On a journaled dispatcher a multicast is written as one record naming every member, its
 //! payload stored once, so a member replays it after a restart and a lagging member reads it
-//! back, as for a send. Under [`Durability::Always`](crate::Durability::Always), `multicast` returns once
-//! it is stored.
+//! back, as for a send. Under [`Durability::Always`](crate::Durability::Always), `multicast`
+//! returns once it is stored.
 
 use std::collections::HashSet;
 use std::fmt;

@@ -288,3 +288,31 @@ fn a_multicast_is_one_record_naming_its_members() {
     assert_eq!(names, ["topic/t", "rx0", "rx1", "rx2"]);
     assert_eq!(postcard::from_bytes::<u64>(payload).unwrap(), 42);
 }
+
+#[test]
+fn a_member_under_the_groups_own_name_is_listed_once() {
+    use clocked_dispatch::journal::inspect::{records, Item, RecordKind};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let d = journaled(dir.path());
+        let topic = d.archived_multicaster("t").unwrap();
+        // Made after the group, under its name: it shares the group's journal id.
+        let (tx, rx) = d.new("tx", "t");
+        topic.add(&tx).unwrap();
+        topic.multicast(5).unwrap();
+        assert_eq!(take(&rx, 1), [(5, 1)]);
+        drop((topic, tx, rx));
+        d.join();
+    }
+    let messages: Vec<RecordKind> = records(dir.path())
+        .unwrap()
+        .filter_map(|item| match item {
+            Item::Record(record) if record.payload().is_some() => Some(record.kind),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(&messages[..], [RecordKind::Data { stamp: 1, .. }]),
+        "one id, one Data record: {messages:?}"
+    );
+}

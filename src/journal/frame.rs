@@ -18,11 +18,13 @@
 //! | 7    | `Commit`   | receiver u32, stamp u64     | the receiver has processed up to `stamp`    |
 //! | 8    | `Rewind`   | receiver u32, stamp u64     | its position is set to `stamp`              |
 //! | 9    | `Expired`  | receiver u32, count u64     | retention deleted `count` of its messages   |
-//! | 10   | `Multicast`| stamp u64, n u32, n × receiver u32, payload | one message for each of `n` receivers |
+//! | 10   | `Multicast`| stamp u64, n u32, n ids u32, payload | a message for `n` receivers |
 //!
 //! A multicast to one receiver is written as `Data`; to several, as one `Multicast` record,
 //! so its payload is stored once however many members its group has. Readers treat it as a
-//! `Data` record for each receiver it lists.
+//! `Data` record for each receiver it lists. Kind 10 is newer than the rest: a build that
+//! does not know it reads it as damage (and recovery would cut it from the newest segment as
+//! a torn tail), so a journal with multicasts must not be opened by an older build.
 //!
 //! A `Commit` only moves a receiver's position forward (the highest wins); a `Rewind` sets it,
 //! lower or not. Both apply in journal order. A segment's checkpoint restates every position
@@ -185,10 +187,10 @@ pub(crate) fn append_multicast<T>(
     value: &T,
     encode: EncodeFn<T>,
 ) -> Result<(), EncodeError> {
+    let count = u32::try_from(receivers.len()).map_err(|_| EncodeError::TooLarge)?;
     let start = begin(out);
     out.push(MULTICAST);
     out.extend_from_slice(&(stamp as u64).to_le_bytes());
-    let count = u32::try_from(receivers.len()).map_err(|_| EncodeError::TooLarge)?;
     out.extend_from_slice(&count.to_le_bytes());
     for receiver in receivers {
         out.extend_from_slice(&receiver.to_le_bytes());

@@ -407,7 +407,8 @@ pub struct JournalStatus {
     pub segments: u64,
     /// Their bytes on disk.
     pub bytes: u64,
-    /// Messages held (each broadcast once).
+    /// Messages held (each broadcast and each multicast once; per receiver in `receivers`
+    /// and `unnamed_messages`).
     pub messages: u64,
     /// Messages for receiver ids the journal has no name for: transient receivers' (see
     /// [`Dispatcher::try_new_transient`](crate::Dispatcher::try_new_transient)), or after damage.
@@ -422,7 +423,8 @@ pub struct JournalStatus {
 
 /// One receiver name in a [`JournalStatus`]: how far it has committed, and what a receiver
 /// created under that name now would replay. "Its messages" are the `Data` records for its
-/// journal id and the broadcasts made while it was open, that the journal still holds.
+/// journal id, the `Multicast` records that list it and the broadcasts made while it was
+/// open, that the journal still holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameStatus {
     /// The receiver name.
@@ -445,7 +447,8 @@ pub struct NameStatus {
     /// fault before the backlog): 0 if nothing above `committed` is gone (every stamp above
     /// it is still held, `committed + 1 >= oldest`), as the replay then reports nothing.
     pub expired: u64,
-    /// The bytes on disk of the backlog's records (a broadcast counts for each receiver).
+    /// The bytes on disk of the backlog's records (a broadcast or a multicast counts for each
+    /// of its receivers).
     pub backlog_bytes: u64,
     /// The lowest stamp of its messages held.
     pub oldest: Option<usize>,
@@ -629,7 +632,7 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Whole records whose checksum matched.
     pub records: u64,
-    /// Of them, messages (each broadcast once).
+    /// Of them, messages (each broadcast and each multicast once).
     pub messages: u64,
     /// Damage other than the torn tail, in journal order: the records in it are lost.
     pub gaps: Vec<JournalGap>,

@@ -11,8 +11,8 @@
 //!
 //! Segment files of checksummed records (format in `src/journal/frame.rs`, layout in `src/journal/segments.rs`):
 //! each message with its stamp and its receiver's journal id (a broadcast once, for everyone
-//! open; a multicast once, naming its receivers), ticks for stamps that carry no message (`forward(None, ts)`), receivers' names,
-//! when they open and close, and their commits. Receiver ids in the journal are stable for a
+//! open; a multicast once, naming its receivers), ticks for stamps that carry no message
+//! (`forward(None, ts)`), receivers' names, when they open and close, and their commits. Receiver ids in the journal are stable for a
 //! name across restarts.
 //!
 //! # Invariants
@@ -107,7 +107,7 @@ pub struct RecoveryReport {
     pub last_stamp: usize,
     /// Segment files read.
     pub segments: u64,
-    /// Messages read (each broadcast once).
+    /// Messages read (each broadcast and each multicast once).
     pub messages: u64,
     /// Bytes cut from the end of the last segment: a write torn by a crash, never
     /// acknowledged.

@@ -7,7 +7,8 @@
 //! receiver gets live has a stamp above `limit`, so replay then live traffic is in stamp order,
 //! each message once.
 //!
-//! A message is the name's if it is a `Data` record for its journal id, or a `Broadcast` made
+//! A message is the name's if it is a `Data` record for its journal id, a `Multicast` record
+//! that lists it, or a `Broadcast` made
 //! after the name first joined: a name is a durable subscription, as a Kafka consumer group or a
 //! JetStream durable consumer. It stays subscribed while it has no receiver (dropped, or its
 //! process dead), so its next receiver gets the broadcasts it missed. Each segment's checkpoint

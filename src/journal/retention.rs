@@ -7,7 +7,8 @@
 //! deleted.
 //!
 //! Before deleting a segment the thread reads it once and counts, for each receiver name, the
-//! messages in it that the name had not committed (its `Data` records above its commit, and the
+//! messages in it that the name had not committed (its `Data` records and the `Multicast`
+//! records that list it above its commit, and the
 //! broadcasts made while it was open). Those counts accumulate in the name's `expired` count,
 //! which is kept in every checkpoint (an `Expired` record) and reset by its next commit or
 //! rewind. A receiver whose replay starts below the oldest stamp still held gets one

@@ -7,7 +7,8 @@
 //! that holds the batch and hands the open file, with the offset where the batch starts, to
 //! the receiver ([`TailStart`]). A [`Tail`] reads forward from there, record by record and
 //! across segment files, returning the messages that are the receiver's: `Data` for its
-//! journal id and every `Broadcast` (a live receiver is open for all of them).
+//! journal id, `Multicast` records that list it, and every `Broadcast` (a live receiver is
+//! open for all of them).
 //!
 //! # Why the reader never sees a half-written record
 //!
@@ -57,7 +58,7 @@ const GONE_KEPT: usize = 4096;
 pub(crate) struct SegmentMessages {
     /// Broadcasts (every open receiver's).
     pub(crate) broadcasts: u64,
-    /// `Data` records per receiver.
+    /// Messages per receiver (`Data` records, and `Multicast` records for each one listed).
     pub(crate) data: HashMap<JournalId, u64>,
 }
 

@@ -6,10 +6,11 @@
 //!
 //! * **Named** ids count up from 0 and stay below [`TRANSIENT_IDS`]. A name's id is stable
 //!   across restarts (its `Name` record, restated by every checkpoint), and its next receiver
-//!   replays every `Data` record for the id above its commit.
+//!   replays every message for the id (`Data`, and `Multicast` records that list it) above its
+//!   commit.
 //! * **Transient** ids count down from `JournalId::MAX` and stay at or above
 //!   [`TRANSIENT_IDS`]. A transient receiver (a broker's connection) has no `Name` record and is
-//!   in no checkpoint: the journal forgets it when it goes. Its `Data` records are read back only
+//!   in no checkpoint: the journal forgets it when it goes. Its messages are read back only
 //!   by its own lag reader, from where it joined on. A new run starts below the lowest
 //!   transient id any record names, so ids are not reused while their records are held
 //!   (after `2^31` of them they wrap, which is harmless: a lag reader never reads before its
