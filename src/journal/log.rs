@@ -201,19 +201,7 @@ impl Journal {
         if let Some(&id) = state.by_name.get(name) {
             return (id, false);
         }
-        let id = state.next_id;
-        state.next_id = state.next_id.saturating_add(1);
-        state.by_name.insert(name.to_owned(), id);
-        state.known.insert(
-            id,
-            Known {
-                name: name.to_owned(),
-                commit: 0,
-                open: false,
-                expired: 0,
-            },
-        );
-        (id, true)
+        (state.add_name(name), true)
     }
 
     /// Where a replay for `id` starts: its position (last commit, 0 if none), the messages
@@ -442,6 +430,23 @@ impl Journal {
 }
 
 impl State {
+    /// Gives `name` (not known yet) the next named id, at position 0.
+    fn add_name(&mut self, name: &str) -> JournalId {
+        let id = self.next_id;
+        self.next_id = id.saturating_add(1);
+        self.by_name.insert(name.to_owned(), id);
+        self.known.insert(
+            id,
+            Known {
+                name: name.to_owned(),
+                commit: 0,
+                open: false,
+                expired: 0,
+            },
+        );
+        id
+    }
+
     /// Appends whole records to the current segment; on error cuts it back to where it was.
     /// The cut is signalled to tails (see [`super::tail`]) before the lock is released, so
     /// before any later batch is delivered.

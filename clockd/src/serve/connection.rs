@@ -187,15 +187,8 @@ impl Session {
                 Ok(()) => true,
                 Err(e) => self.error(&e).await,
             },
-            Command::Commit { topic, stamp } => {
-                let Some((name, _)) = self.durable.get_key_value(topic) else {
-                    let reason = format!(
-                        "no durable subscription to {topic} on this connection (SUB {topic} AS name)"
-                    );
-                    return self.error(&reason).await;
-                };
-                self.send(Out::Commit(name.clone(), stamp)).await
-            }
+            // The writer checks it against what it wrote and answers, in order with the rest.
+            Command::Commit { topic, stamp } => self.send(Out::Commit(topic.into(), stamp)).await,
             Command::Unsub(topic) => {
                 let Some(name) = self.topics.take(topic) else {
                     return self.error(&format!("not subscribed to {topic}")).await;

@@ -53,17 +53,8 @@ impl Journal {
         let written = state.append(&record, false, &self.tail);
         let segment = state.position.segment;
         written.map_err(|source| self.io_error(segment, source))?;
-        state.next_id = id.saturating_add(1);
-        state.by_name.insert(name.to_owned(), id);
-        state.known.insert(
-            id,
-            super::super::recover::Known {
-                name: name.to_owned(),
-                commit: 0,
-                open: false,
-                expired: 0,
-            },
-        );
+        // The lock was held since `id` was read: it is still the next one.
+        state.add_name(name);
         let mine = state.appends;
         drop(state);
         self.sync_appends(mine)?;
