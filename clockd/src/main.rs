@@ -45,7 +45,7 @@ enum Command {
     #[command(subcommand)]
     Journal(journal::JournalCommand),
     /// Run the broker: pub/sub over the topics telnet protocol, stamped by one dispatcher.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print a running broker's metrics (from its `--monitor` address).
     Status(status::StatusArgs),
     /// Load a pub/sub server (clockd, or redis for comparison) and report throughput and latency.
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Journal(command) => journal::run(command),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Status(args) => status::run(args),
         Command::Bench(args) => bench::run(args),
     };

@@ -17,87 +17,25 @@
 //! receiver is transient (the journal forgets it when the connection closes).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clocked_dispatch::{ClockedMulticaster, ClockedReceiver, ClockedSender, Dispatcher, History};
 
 use super::command::TopicOptions;
+use super::nats::interest::{Subscription, TopicInterest, Wildcards};
+use super::nats::subject;
+pub use super::published::Published;
 use super::store::TopicStore;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// What a publish hands to its subscribers: `topic message`, the body of an `UPDATED` line,
-/// shared by every copy, and when it was published (for a topic's retention and compaction).
-/// Spilled and journaled as the pair. A connection's own *marker* (an empty body) tells its
-/// writer where a replay ends (see `connection.rs`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Published {
-    /// `topic message`.
-    pub body: Arc<str>,
-    /// Publish time, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-}
-
-impl Published {
-    /// `body` published at `at_ms`.
-    pub fn new(body: &str, at_ms: u64) -> Self {
-        Published {
-            body: body.into(),
-            at_ms,
-        }
-    }
-
-    /// `body` published now.
-    pub fn now(body: &str) -> Self {
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
-        Self::new(body, at_ms)
-    }
-
-    /// A connection's marker: never a publish (a publish's body holds at least a topic).
-    pub fn marker() -> Self {
-        Self::new("", 0)
-    }
-
-    /// Whether this is a marker.
-    pub fn is_marker(&self) -> bool {
-        self.body.is_empty()
-    }
-
-    /// Its topic: the body's first word.
-    pub fn topic(&self) -> &str {
-        self.body
-            .split_once(' ')
-            .map_or(&self.body, |(topic, _)| topic)
-    }
-
-    /// Its compaction key: the message's first word.
-    pub fn key(&self) -> &str {
-        let message = self.body.split_once(' ').map_or("", |(_, message)| message);
-        message.split_once(' ').map_or(message, |(key, _)| key)
-    }
-}
-
-impl Serialize for Published {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (&*self.body, self.at_ms).serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Published {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        <(String, u64)>::deserialize(deserializer).map(|(body, at_ms)| Published {
-            body: body.into(),
-            at_ms,
-        })
-    }
-}
 
 /// A topic: its multicast group and what went through it.
 pub struct Topic {
     group: ClockedMulticaster<Published>,
     published: AtomicU64,
+    /// The NATS subscriptions that match it (see `nats/interest.rs`).
+    nats: Mutex<TopicInterest>,
+    /// Whether it has NATS queue groups (read on every publish, without the lock).
+    has_queues: AtomicBool,
     /// Its retention and compaction (kept on a journaled broker only).
     options: Mutex<TopicOptions>,
     /// The journal name its history is kept under (journaled broker).
@@ -225,10 +163,28 @@ impl std::fmt::Display for BrokerError {
     }
 }
 
+/// The topics by name, and the NATS wildcard subscriptions that join the ones they match:
+/// one lock for both, so that a topic made while a wildcard subscribes is joined once.
+#[derive(Default)]
+struct Topics {
+    by_name: HashMap<Arc<str>, Arc<Topic>>,
+    wildcards: Wildcards,
+}
+
+/// Where a NATS publish goes: see [`Broker::nats_route`].
+pub enum Route {
+    /// To a topic's subscribers.
+    Topic(Arc<Topic>),
+    /// To one connection's receiver.
+    Direct(Arc<ClockedSender<Published>>),
+    /// Nowhere: nobody subscribes.
+    Nobody,
+}
+
 /// The broker: one dispatcher, its topics, its limits and counters.
 pub struct Broker {
     dispatcher: Dispatcher<Published>,
-    topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
+    topics: Mutex<Topics>,
     next_connection: AtomicU64,
     storage: Option<Storage>,
     /// The limits every connection is held to.
@@ -247,7 +203,7 @@ impl Broker {
     ) -> Self {
         Broker {
             dispatcher,
-            topics: Mutex::new(HashMap::new()),
+            topics: Mutex::new(Topics::default()),
             next_connection: AtomicU64::new(1),
             storage,
             limits,
@@ -306,6 +262,7 @@ impl Broker {
             .topics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_name
             .get(name)
             .cloned();
         let stored = storage
@@ -352,10 +309,20 @@ impl Broker {
         options: Option<TopicOptions>,
     ) -> Result<Arc<Topic>, BrokerError> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(topic) = topics.get(name) {
+        self.topic_locked(&mut topics, name, options)
+    }
+
+    /// [`topic_with`](Self::topic_with) with the topic map's lock held.
+    fn topic_locked(
+        &self,
+        topics: &mut Topics,
+        name: &str,
+        options: Option<TopicOptions>,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        if let Some(topic) = topics.by_name.get(name) {
             return Ok(topic.clone());
         }
-        if topics.len() >= self.limits.max_topics {
+        if topics.by_name.len() >= self.limits.max_topics {
             return Err(BrokerError::TooManyTopics(self.limits.max_topics));
         }
         let (group, history, options) = match &self.storage {
@@ -380,10 +347,16 @@ impl Broker {
         let topic = Arc::new(Topic {
             group: group.map_err(BrokerError::Dispatcher)?,
             published: AtomicU64::new(0),
+            nats: Mutex::new(TopicInterest::default()),
+            has_queues: AtomicBool::new(false),
             options: Mutex::new(options),
             history,
         });
-        topics.insert(name.into(), topic.clone());
+        // Before anyone can publish to it: the wildcard subscriptions that match it join.
+        for subscription in topics.wildcards.matching(name) {
+            topic.nats_join(subscription)?;
+        }
+        topics.by_name.insert(name.into(), topic.clone());
         Ok(topic)
     }
 
@@ -442,9 +415,124 @@ impl Broker {
             .map_err(|e| BrokerError::Storage(e.to_string()))
     }
 
+    /// Adds a NATS subscription to `filter` (a valid filter; `$CLOCK` is served by the
+    /// connection itself). An exact subject makes its topic if new; a wildcard joins every
+    /// topic it matches, now and when they are made.
+    pub fn nats_subscribe(
+        &self,
+        filter: &str,
+        subscription: Subscription,
+    ) -> Result<(), BrokerError> {
+        if !subject::has_wildcard(filter) {
+            return self.topic(filter)?.nats_join(&subscription);
+        }
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let matching: Vec<Arc<Topic>> = topics
+            .by_name
+            .iter()
+            .filter(|(name, _)| subject::matches(filter, name))
+            .map(|(_, topic)| topic.clone())
+            .collect();
+        for (at, topic) in matching.iter().enumerate() {
+            if let Err(e) = topic.nats_join(&subscription) {
+                for joined in &matching[..at] {
+                    joined.nats_leave(&subscription);
+                }
+                return Err(e);
+            }
+        }
+        topics.wildcards.insert(filter, subscription);
+        Ok(())
+    }
+
+    /// Removes a NATS subscription added by [`nats_subscribe`](Self::nats_subscribe).
+    pub fn nats_unsubscribe(&self, filter: &str, subscription: &Subscription) {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if !subject::has_wildcard(filter) {
+            let topic = topics.by_name.get(filter).cloned();
+            drop(topics);
+            if let Some(topic) = topic {
+                topic.nats_leave(subscription);
+            }
+            return;
+        }
+        if topics
+            .wildcards
+            .remove(subscription.connection, subscription.local)
+            .is_none()
+        {
+            return;
+        }
+        for (name, topic) in &topics.by_name {
+            if subject::matches(filter, name) {
+                topic.nats_leave(subscription);
+            }
+        }
+    }
+
+    /// Where a NATS publish to `subject` goes. A subject with a topic goes to it. One that
+    /// only wildcard subscriptions of one connection match, with no queue group, goes
+    /// straight to that connection's receiver (a request's reply to its `_INBOX.id.*`): no
+    /// topic is made for it, since topics are never deleted and every request has a reply
+    /// subject of its own. One that nobody wants goes nowhere. Anything else gets a topic,
+    /// which the matching wildcards join.
+    pub fn nats_route(&self, subject: &str) -> Result<Route, BrokerError> {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(topic) = topics.by_name.get(subject) {
+            return Ok(Route::Topic(topic.clone()));
+        }
+        let direct = {
+            let mut matching = topics.wildcards.matching(subject);
+            let Some(first) = matching.next() else {
+                return Ok(Route::Nobody);
+            };
+            let one_connection = first.queue.is_none()
+                && matching
+                    .all(|other| other.connection == first.connection && other.queue.is_none());
+            one_connection.then(|| first.sender.clone())
+        };
+        if let Some(sender) = direct {
+            return Ok(Route::Direct(sender));
+        }
+        self.topic_locked(&mut topics, subject, None)
+            .map(Route::Topic)
+    }
+
+    /// Publishes a NATS message along `route`; `Ok(false)` if nobody was to get it (it is
+    /// dropped, as core NATS drops it).
+    pub async fn publish_along(
+        &self,
+        route: &Route,
+        message: Published,
+    ) -> Result<bool, BrokerError> {
+        match route {
+            Route::Topic(topic) => self.publish(topic, message).await.map(|()| true),
+            Route::Direct(sender) => {
+                self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                // A connection that closed meanwhile: nobody wants it any more.
+                let sent = sender.send_async(message).await.is_ok();
+                if !sent {
+                    self.counters.messages_in.fetch_sub(1, Ordering::Relaxed);
+                }
+                Ok(sent)
+            }
+            Route::Nobody => Ok(false),
+        }
+    }
+
+    /// How many NATS wildcard subscriptions there are.
+    pub fn wildcard_count(&self) -> usize {
+        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.wildcards.len()
+    }
+
     /// How many topics exist.
     pub fn topic_count(&self) -> usize {
-        self.topics.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .len()
     }
 
     /// Each topic's name, subscriber count and messages published, sorted by name.
@@ -455,6 +543,7 @@ impl Broker {
             .topics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_name
             .iter()
             .map(|(name, topic)| (name.clone(), topic.clone()))
             .collect();
@@ -472,7 +561,18 @@ impl Broker {
     /// Publishes `body` (`topic message`) to `target` (found with [`topic`](Self::topic)): one
     /// stamp, a copy (of an `Arc`) to each subscriber.
     pub async fn publish_to(&self, target: &Topic, body: &str) -> Result<(), BrokerError> {
-        let body = Published::now(body);
+        self.publish(target, Published::now(body)).await
+    }
+
+    /// Publishes `message` to `target`: one stamp, a copy (of an `Arc`) to each subscriber,
+    /// and the next member of each of its NATS queue groups picked.
+    pub async fn publish(&self, target: &Topic, message: Published) -> Result<(), BrokerError> {
+        let body = if target.has_queues.load(Ordering::Acquire) {
+            let picks = target.nats.lock().unwrap_or_else(|p| p.into_inner()).pick();
+            message.with_picks(picks)
+        } else {
+            message
+        };
         // Counted before it is handed over: a subscriber may read it before this task runs
         // again, and a scrape must never show a delivery of a message not yet counted.
         target.published.fetch_add(1, Ordering::Relaxed);
@@ -512,6 +612,42 @@ impl Topic {
     pub fn subscribe(&self, subscriber: &ClockedSender<Published>) -> Result<bool, BrokerError> {
         tokio::task::block_in_place(|| self.group.add(subscriber))
             .map_err(|e| BrokerError::Dispatcher(e.to_string()))
+    }
+
+    /// Counts a NATS subscription that matches this topic, and adds its connection to the
+    /// group if it is its first (may wait as [`subscribe`](Self::subscribe) does).
+    fn nats_join(&self, subscription: &Subscription) -> Result<(), BrokerError> {
+        let mut interest = self.nats.lock().unwrap_or_else(|p| p.into_inner());
+        if interest.join(subscription) {
+            let added = tokio::task::block_in_place(|| self.group.add(&subscription.sender));
+            if let Err(e) = added {
+                interest.leave(
+                    subscription.connection,
+                    subscription.local,
+                    subscription.queue.as_deref(),
+                );
+                return Err(BrokerError::Dispatcher(e.to_string()));
+            }
+        }
+        self.has_queues
+            .store(interest.has_queues(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Uncounts a NATS subscription; its connection leaves the group with its last one.
+    fn nats_leave(&self, subscription: &Subscription) {
+        let mut interest = self.nats.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = subscription.queue.as_deref();
+        if interest.leave(subscription.connection, subscription.local, queue) {
+            tokio::task::block_in_place(|| self.group.remove(&subscription.sender));
+        }
+        self.has_queues
+            .store(interest.has_queues(), Ordering::Release);
+    }
+
+    /// Whether anyone subscribes to it (NATS "no responders" for a request nobody serves).
+    pub fn has_subscribers(&self) -> bool {
+        !self.group.is_empty()
     }
 
     /// Removes a subscriber; `false` if it was not one. May wait as

@@ -48,16 +48,7 @@ const MARKER_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Serves one connection until it closes.
 pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) {
-    let _ = socket.set_nodelay(true);
-    // A peer that vanished without closing (a half-open connection) is found by keepalive
-    // probes: after `--keepalive` seconds of silence, then 3 probes 5 s apart; its reads then
-    // fail and the connection is freed.
-    let idle = broker.limits.keepalive;
-    let probes = socket2::TcpKeepalive::new()
-        .with_time(idle)
-        .with_interval(std::time::Duration::from_secs(5))
-        .with_retries(3);
-    let _ = socket2::SockRef::from(&socket).set_tcp_keepalive(&probes);
+    tune(&socket, &broker);
     let (read_half, write_half) = socket.into_split();
     let (replies, outbox) = mpsc::channel(REPLY_QUEUE);
     let writer = tokio::spawn(write_loop(broker.clone(), write_half, outbox));
@@ -113,6 +104,18 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, authenticated: bool) 
     session.leave_all();
     drop(session);
     let _ = writer.await;
+}
+
+/// Sets a new connection's socket options: no Nagle delay, and keepalive probes that find a
+/// peer that vanished without closing (a half-open connection): after `--keepalive` seconds
+/// of silence, then 3 probes 5 s apart; its reads then fail and the connection is freed.
+pub fn tune(socket: &TcpStream, broker: &Broker) {
+    let _ = socket.set_nodelay(true);
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(broker.limits.keepalive)
+        .with_interval(std::time::Duration::from_secs(5))
+        .with_retries(3);
+    let _ = socket2::SockRef::from(socket).set_tcp_keepalive(&probes);
 }
 
 /// The reader's side of a connection.

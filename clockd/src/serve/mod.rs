@@ -27,6 +27,8 @@ pub mod command;
 pub mod connection;
 pub mod lines;
 pub mod monitor;
+pub mod nats;
+pub mod published;
 pub mod retained;
 pub mod store;
 pub mod writer;
@@ -50,6 +52,18 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8889")]
     listen: SocketAddr,
+    /// Also speak the NATS core protocol on this address (see the README's "NATS" section).
+    #[arg(long)]
+    nats: Option<SocketAddr>,
+    /// With `--nats`: the largest payload a NATS client may publish, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    nats_max_payload: usize,
+    /// With `--nats`: seconds between keep-alive PINGs to a NATS client.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    nats_ping_interval: u64,
+    /// With `--nats`: unanswered PINGs before a NATS client is closed as stale.
+    #[arg(long, default_value_t = 2)]
+    nats_max_pings_out: u32,
     /// Serve `/metrics` and a status page on this address.
     #[arg(long)]
     monitor: Option<SocketAddr>,
@@ -231,7 +245,22 @@ async fn serve(broker: Arc<Broker>, args: &ServeArgs) -> Result<Outcome, Failure
         println!("clockd: monitor on http://{monitor_addr}/");
         tokio::spawn(monitor::serve(broker.clone(), monitor));
     }
-    // Tests and scripts read this line to learn the port.
+    if let Some(addr) = args.nats {
+        let nats =
+            listen(addr).map_err(|e| Failure::new(format!("cannot listen on {addr}: {e}")))?;
+        let nats_addr = nats
+            .local_addr()
+            .map_err(|e| Failure::new(format!("cannot read the NATS address: {e}")))?;
+        let options = nats::Options {
+            addr: nats_addr,
+            max_payload: args.nats_max_payload,
+            ping_interval: Duration::from_secs(args.nats_ping_interval),
+            max_pings_out: args.nats_max_pings_out,
+        };
+        println!("clockd: nats on {nats_addr}");
+        tokio::spawn(nats::serve(broker.clone(), nats, Arc::new(options)));
+    }
+    // Tests and scripts read this line to learn the port (printed last).
     println!("clockd: listening on {local}");
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

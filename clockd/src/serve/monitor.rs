@@ -150,6 +150,13 @@ pub fn metrics(broker: &Broker) -> String {
     );
     metric(
         &mut out,
+        "clockd_nats_wildcard_subscriptions",
+        "gauge",
+        "NATS subscriptions with * or > (each joins every topic it matches).",
+        broker.wildcard_count(),
+    );
+    metric(
+        &mut out,
         "clockd_messages_in_total",
         "counter",
         "Messages published.",

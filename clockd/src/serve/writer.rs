@@ -85,7 +85,7 @@ struct Durable {
 }
 
 /// Deliveries written before a flush.
-const WRITE_BATCH: usize = 256;
+pub const WRITE_BATCH: usize = 256;
 /// Messages of a replay read (and formatted) between two writes.
 const REPLAY_CHUNK: usize = 1024;
 
@@ -124,7 +124,7 @@ enum Stop {
 /// Written as soon as this much is pending, even if more is ready. Small enough that the
 /// buffer stays below the allocator's mmap threshold (128 KiB): a bigger one was mapped and
 /// unmapped by the kernel on every batch (page faults were 8% of the broker's time).
-const WRITE_AT: usize = 32 * 1024;
+pub const WRITE_AT: usize = 32 * 1024;
 
 /// Runs the writer until the connection ends.
 pub async fn write_loop(
@@ -308,7 +308,7 @@ impl Writer {
                 }
             })
             .take_while(|&(_, stamp)| stamp < until);
-        let now_ms = Published::now("").at_ms;
+        let now_ms = super::published::now_ms();
         let mut retained = Retained::new(source, catchup.topic.options(), now_ms);
         loop {
             let read = tokio::task::block_in_place(|| {
@@ -363,13 +363,13 @@ impl Writer {
                 }
             }
             Some(message) if self.skips(&message, stamp) => {}
-            Some(Published { body, .. }) => {
+            Some(message) => {
                 if self.stamps {
                     let _ = write!(self.pending, "STAMPED {stamp} ");
                 } else {
                     self.pending.extend_from_slice(b"UPDATED ");
                 }
-                self.pending.extend_from_slice(body.as_bytes());
+                write_line_form(&mut self.pending, &message);
                 self.pending.push(b'\n');
                 self.broker
                     .counters
@@ -392,7 +392,7 @@ impl Writer {
         if self.holding.is_empty() && self.durable.is_empty() {
             return false;
         }
-        let topic = message.topic();
+        let topic = message.subject();
         if self.holding.contains(topic) {
             return true;
         }
@@ -427,48 +427,86 @@ impl Writer {
     /// whether the backlog passed the limit or the write took longer than `--write-timeout`:
     /// a client that stopped reading is cut off even while this write is blocked.
     async fn flush(&mut self) -> Result<(), Stop> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let write = self.socket.write_all(&self.pending);
-        tokio::pin!(write);
-        let limits = &self.broker.limits;
-        let deadline = Instant::now() + limits.write_timeout;
-        loop {
-            tokio::select! {
-                done = &mut write => {
-                    done.map_err(|_| Stop::Broken)?;
-                    break;
-                }
-                () = tokio::time::sleep(WATCH_EVERY) => {}
-            }
-            let slow = self
-                .receiver
-                .as_ref()
-                .and_then(|rx| too_slow(rx, &self.broker));
-            if slow.is_some() || Instant::now() >= deadline {
-                self.broker
-                    .counters
-                    .slow_disconnects
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(Stop::Broken);
-            }
-        }
-        self.pending.clear();
-        if self.pending.capacity() > 4 * WRITE_AT {
-            self.pending.shrink_to(WRITE_AT);
-        }
-        Ok(())
+        let receiver = self.receiver.as_mut();
+        write_pending(&mut self.socket, &mut self.pending, receiver, &self.broker)
+            .await
+            .map_err(|Broken| Stop::Broken)
     }
+}
+
+/// A connection that cannot be written to: its socket failed, or its client was too slow.
+pub struct Broken;
+
+/// Writes `pending` to `socket` and empties it. While the socket is full, checks every
+/// [`WATCH_EVERY`] whether `receiver`'s backlog passed the limit or the write took longer
+/// than `--write-timeout`: a client that stopped reading is cut off even while this write is
+/// blocked. Shared by both protocols' writers.
+pub async fn write_pending(
+    socket: &mut OwnedWriteHalf,
+    pending: &mut Vec<u8>,
+    receiver: Option<&mut ClockedReceiver<Published>>,
+    broker: &Broker,
+) -> Result<(), Broken> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let write = socket.write_all(pending);
+    tokio::pin!(write);
+    let deadline = Instant::now() + broker.limits.write_timeout;
+    loop {
+        tokio::select! {
+            done = &mut write => {
+                done.map_err(|_| Broken)?;
+                break;
+            }
+            () = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        let slow = receiver.as_deref().and_then(|rx| too_slow(rx, broker));
+        if slow.is_some() || Instant::now() >= deadline {
+            broker
+                .counters
+                .slow_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Broken);
+        }
+    }
+    pending.clear();
+    if pending.capacity() > 4 * WRITE_AT {
+        pending.shrink_to(WRITE_AT);
+    }
+    Ok(())
 }
 
 /// The connection's backlog if it is past a limit: `--max-backlog` messages, or the bytes
 /// spilled for it past three quarters of `--spill-limit`.
-fn too_slow(receiver: &ClockedReceiver<Published>, broker: &Broker) -> Option<u64> {
+pub fn too_slow(receiver: &ClockedReceiver<Published>, broker: &Broker) -> Option<u64> {
     let backlog = receiver.backlog();
     let spilled = receiver.spill_stats().map_or(0, |stats| stats.disk_bytes);
     let limits = &broker.limits;
     (backlog > limits.max_backlog || spilled > limits.max_spilled_bytes).then_some(backlog)
+}
+
+/// Appends `subject payload` for the topics protocol. A message from a NATS client whose
+/// payload is not one line of UTF-8 (binary, or several lines) is flattened: invalid UTF-8
+/// becomes U+FFFD and each `\r` or `\n` a space, since a line protocol cannot carry it. Its
+/// headers and reply subject are left out.
+fn write_line_form(out: &mut Vec<u8>, message: &Published) {
+    if let Some(line) = message.line() {
+        out.extend_from_slice(line);
+        return;
+    }
+    out.extend_from_slice(message.subject().as_bytes());
+    out.push(b' ');
+    let payload = message.payload();
+    if message.payload_is_line() {
+        out.extend_from_slice(payload);
+        return;
+    }
+    let text = String::from_utf8_lossy(payload);
+    out.extend(
+        text.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
 }
 
 /// How often a blocked write looks at the backlog.

@@ -18,6 +18,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     /// The monitor's address.
     pub monitor: SocketAddr,
+    /// The NATS listener's address, when started with `--nats`.
+    pub nats: Option<SocketAddr>,
     _spill: tempfile::TempDir,
 }
 
@@ -44,6 +46,7 @@ impl Broker {
         let mut lines = BufReader::new(stdout).lines();
         let mut addr = None;
         let mut monitor = None;
+        let mut nats = None;
         while addr.is_none() || monitor.is_none() {
             let line = lines
                 .next()
@@ -51,6 +54,8 @@ impl Broker {
                 .expect("stdout is UTF-8");
             if let Some(rest) = line.strip_prefix("clockd: listening on ") {
                 addr = Some(rest.parse().expect("an address"));
+            } else if let Some(rest) = line.strip_prefix("clockd: nats on ") {
+                nats = Some(rest.parse().expect("an address"));
             } else if let Some(rest) = line.strip_prefix("clockd: monitor on http://") {
                 monitor = Some(rest.trim_end_matches('/').parse().expect("an address"));
             }
@@ -59,6 +64,7 @@ impl Broker {
             child,
             addr: addr.unwrap_or_else(|| unreachable!()),
             monitor: monitor.unwrap_or_else(|| unreachable!()),
+            nats,
             _spill: spill,
         }
     }
