@@ -23,19 +23,18 @@ use std::sync::{Arc, Mutex};
 use clocked_dispatch::{ClockedMulticaster, ClockedReceiver, ClockedSender, Dispatcher, History};
 
 use super::command::TopicOptions;
-use super::nats::interest::{Subscription, TopicInterest, Wildcards};
-use super::nats::subject;
+use super::nats::interest::{TopicInterest, Wildcards};
 pub use super::published::Published;
 use super::store::TopicStore;
 
 /// A topic: its multicast group and what went through it.
 pub struct Topic {
-    group: ClockedMulticaster<Published>,
+    pub(super) group: ClockedMulticaster<Published>,
     published: AtomicU64,
     /// The NATS subscriptions that match it (see `nats/interest.rs`).
-    nats: Mutex<TopicInterest>,
+    pub(super) nats: Mutex<TopicInterest>,
     /// Whether it has NATS queue groups (read on every publish, without the lock).
-    has_queues: AtomicBool,
+    pub(super) has_queues: AtomicBool,
     /// Its retention and compaction (kept on a journaled broker only).
     options: Mutex<TopicOptions>,
     /// The journal name its history is kept under (journaled broker).
@@ -166,25 +165,18 @@ impl std::fmt::Display for BrokerError {
 /// The topics by name, and the NATS wildcard subscriptions that join the ones they match:
 /// one lock for both, so that a topic made while a wildcard subscribes is joined once.
 #[derive(Default)]
-struct Topics {
-    by_name: HashMap<Arc<str>, Arc<Topic>>,
-    wildcards: Wildcards,
-}
-
-/// Where a NATS publish goes: see [`Broker::nats_route`].
-pub enum Route {
-    /// To a topic's subscribers.
-    Topic(Arc<Topic>),
-    /// To one connection's receiver.
-    Direct(Arc<ClockedSender<Published>>),
-    /// Nowhere: nobody subscribes.
-    Nobody,
+pub(super) struct Topics {
+    pub(super) by_name: HashMap<Arc<str>, Arc<Topic>>,
+    pub(super) wildcards: Wildcards,
 }
 
 /// The broker: one dispatcher, its topics, its limits and counters.
 pub struct Broker {
     dispatcher: Dispatcher<Published>,
-    topics: Mutex<Topics>,
+    pub(super) topics: Mutex<Topics>,
+    /// A group with no members: a NATS publish that nobody wants still takes a stamp (the
+    /// clock moves for everyone), without a topic being made for its subject.
+    pub(super) nobody: ClockedMulticaster<Published>,
     next_connection: AtomicU64,
     storage: Option<Storage>,
     /// The limits every connection is held to.
@@ -200,15 +192,20 @@ impl Broker {
         dispatcher: Dispatcher<Published>,
         limits: Limits,
         storage: Option<Storage>,
-    ) -> Self {
-        Broker {
+    ) -> Result<Self, BrokerError> {
+        // No topic's name has a space: this one is never a topic.
+        let nobody = dispatcher
+            .multicaster("nobody subscribes")
+            .map_err(|e| BrokerError::Dispatcher(e.to_string()))?;
+        Ok(Broker {
+            nobody,
             dispatcher,
             topics: Mutex::new(Topics::default()),
             next_connection: AtomicU64::new(1),
             storage,
             limits,
             counters: Counters::default(),
-        }
+        })
     }
 
     /// The dispatcher (for status reports).
@@ -313,7 +310,7 @@ impl Broker {
     }
 
     /// [`topic_with`](Self::topic_with) with the topic map's lock held.
-    fn topic_locked(
+    pub(super) fn topic_locked(
         &self,
         topics: &mut Topics,
         name: &str,
@@ -415,117 +412,6 @@ impl Broker {
             .map_err(|e| BrokerError::Storage(e.to_string()))
     }
 
-    /// Adds a NATS subscription to `filter` (a valid filter; `$CLOCK` is served by the
-    /// connection itself). An exact subject makes its topic if new; a wildcard joins every
-    /// topic it matches, now and when they are made.
-    pub fn nats_subscribe(
-        &self,
-        filter: &str,
-        subscription: Subscription,
-    ) -> Result<(), BrokerError> {
-        if !subject::has_wildcard(filter) {
-            return self.topic(filter)?.nats_join(&subscription);
-        }
-        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        let matching: Vec<Arc<Topic>> = topics
-            .by_name
-            .iter()
-            .filter(|(name, _)| subject::matches(filter, name))
-            .map(|(_, topic)| topic.clone())
-            .collect();
-        for (at, topic) in matching.iter().enumerate() {
-            if let Err(e) = topic.nats_join(&subscription) {
-                for joined in &matching[..at] {
-                    joined.nats_leave(&subscription);
-                }
-                return Err(e);
-            }
-        }
-        topics.wildcards.insert(filter, subscription);
-        Ok(())
-    }
-
-    /// Removes a NATS subscription added by [`nats_subscribe`](Self::nats_subscribe).
-    pub fn nats_unsubscribe(&self, filter: &str, subscription: &Subscription) {
-        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        if !subject::has_wildcard(filter) {
-            let topic = topics.by_name.get(filter).cloned();
-            drop(topics);
-            if let Some(topic) = topic {
-                topic.nats_leave(subscription);
-            }
-            return;
-        }
-        if topics
-            .wildcards
-            .remove(subscription.connection, subscription.local)
-            .is_none()
-        {
-            return;
-        }
-        for (name, topic) in &topics.by_name {
-            if subject::matches(filter, name) {
-                topic.nats_leave(subscription);
-            }
-        }
-    }
-
-    /// Where a NATS publish to `subject` goes. A subject with a topic goes to it. One that
-    /// only wildcard subscriptions of one connection match, with no queue group, goes
-    /// straight to that connection's receiver (a request's reply to its `_INBOX.id.*`): no
-    /// topic is made for it, since topics are never deleted and every request has a reply
-    /// subject of its own. One that nobody wants goes nowhere. Anything else gets a topic,
-    /// which the matching wildcards join.
-    pub fn nats_route(&self, subject: &str) -> Result<Route, BrokerError> {
-        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(topic) = topics.by_name.get(subject) {
-            return Ok(Route::Topic(topic.clone()));
-        }
-        let direct = {
-            let mut matching = topics.wildcards.matching(subject);
-            let Some(first) = matching.next() else {
-                return Ok(Route::Nobody);
-            };
-            let one_connection = first.queue.is_none()
-                && matching
-                    .all(|other| other.connection == first.connection && other.queue.is_none());
-            one_connection.then(|| first.sender.clone())
-        };
-        if let Some(sender) = direct {
-            return Ok(Route::Direct(sender));
-        }
-        self.topic_locked(&mut topics, subject, None)
-            .map(Route::Topic)
-    }
-
-    /// Publishes a NATS message along `route`; `Ok(false)` if nobody was to get it (it is
-    /// dropped, as core NATS drops it).
-    pub async fn publish_along(
-        &self,
-        route: &Route,
-        message: Published,
-    ) -> Result<bool, BrokerError> {
-        match route {
-            Route::Topic(topic) => self.publish(topic, message).await.map(|()| true),
-            Route::Direct(sender) => {
-                self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-                // A connection that closed meanwhile: nobody wants it any more.
-                let sent = sender.send_async(message).await.is_ok();
-                if !sent {
-                    self.counters.messages_in.fetch_sub(1, Ordering::Relaxed);
-                }
-                Ok(sent)
-            }
-            Route::Nobody => Ok(false),
-        }
-    }
-
-    /// How many NATS wildcard subscriptions there are.
-    pub fn wildcard_count(&self) -> usize {
-        let topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
-        topics.wildcards.len()
-    }
-
     /// How many topics exist.
     pub fn topic_count(&self) -> usize {
         self.topics
@@ -612,42 +498,6 @@ impl Topic {
     pub fn subscribe(&self, subscriber: &ClockedSender<Published>) -> Result<bool, BrokerError> {
         tokio::task::block_in_place(|| self.group.add(subscriber))
             .map_err(|e| BrokerError::Dispatcher(e.to_string()))
-    }
-
-    /// Counts a NATS subscription that matches this topic, and adds its connection to the
-    /// group if it is its first (may wait as [`subscribe`](Self::subscribe) does).
-    fn nats_join(&self, subscription: &Subscription) -> Result<(), BrokerError> {
-        let mut interest = self.nats.lock().unwrap_or_else(|p| p.into_inner());
-        if interest.join(subscription) {
-            let added = tokio::task::block_in_place(|| self.group.add(&subscription.sender));
-            if let Err(e) = added {
-                interest.leave(
-                    subscription.connection,
-                    subscription.local,
-                    subscription.queue.as_deref(),
-                );
-                return Err(BrokerError::Dispatcher(e.to_string()));
-            }
-        }
-        self.has_queues
-            .store(interest.has_queues(), Ordering::Release);
-        Ok(())
-    }
-
-    /// Uncounts a NATS subscription; its connection leaves the group with its last one.
-    fn nats_leave(&self, subscription: &Subscription) {
-        let mut interest = self.nats.lock().unwrap_or_else(|p| p.into_inner());
-        let queue = subscription.queue.as_deref();
-        if interest.leave(subscription.connection, subscription.local, queue) {
-            tokio::task::block_in_place(|| self.group.remove(&subscription.sender));
-        }
-        self.has_queues
-            .store(interest.has_queues(), Ordering::Release);
-    }
-
-    /// Whether anyone subscribes to it (NATS "no responders" for a request nobody serves).
-    pub fn has_subscribers(&self) -> bool {
-        !self.group.is_empty()
     }
 
     /// Removes a subscriber; `false` if it was not one. May wait as

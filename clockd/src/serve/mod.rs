@@ -164,7 +164,9 @@ pub fn run(args: ServeArgs) -> Result<Outcome, Failure> {
         keepalive: Duration::from_secs(args.keepalive.clamp(1, 86_400)),
         auth_timeout: Duration::from_secs(args.auth_timeout),
     };
-    let broker = Arc::new(Broker::new(dispatcher, limits, storage));
+    let broker = Broker::new(dispatcher, limits, storage)
+        .map_err(|e| Failure::new(format!("cannot start the broker: {e}")))?;
+    let broker = Arc::new(broker);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("clockd-io")

@@ -21,11 +21,13 @@
 //! client that takes headers), and the subject `$CLOCK` carries the connection's watermark.
 //!
 //! * [`proto`]: operations off the wire; [`subject`]: subjects and wildcards;
-//! * [`interest`]: which connections want which topic, queue groups;
+//! * [`interest`]: which connections want which topic, queue groups; [`routing`]: the
+//!   broker's side of it (subscribing, and where a publish goes);
 //! * [`session`]: a connection's reader; [`writer`]: its writer.
 
 pub mod interest;
 pub mod proto;
+pub mod routing;
 pub mod session;
 pub mod subject;
 pub mod writer;

@@ -19,10 +19,11 @@ use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::super::broker::{Broker, Published, Route};
+use super::super::broker::{Broker, Published};
 use super::super::published::now_ms;
 use super::interest::Subscription;
 use super::proto::{Op, OpReader, ProtoError};
+use super::routing::Route;
 use super::subject;
 use super::writer::{write_loop, LocalSub, Out, Settings, CLOCK_SUBJECT};
 use super::Options;
