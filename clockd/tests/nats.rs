@@ -308,3 +308,52 @@ async fn the_client_reconnects_after_a_broker_restart() {
     assert!(stamp(&message) >= 1);
     drop(broker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_lets_async_nats_in_and_keeps_others_out() {
+    let (_broker, url) = start(&["--token", "s3cret"]);
+    let client = async_nats::ConnectOptions::with_token("s3cret".into())
+        .connect(&url)
+        .await
+        .expect("the right token connects");
+    let mut sub = client.subscribe("private").await.unwrap();
+    client.publish("private", "in".into()).await.unwrap();
+    assert_eq!(text(&next(&mut sub).await), "in");
+    let refused = async_nats::ConnectOptions::with_token("wrong".into())
+        .connect(&url)
+        .await;
+    assert!(refused.is_err(), "a wrong token is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_data_nats_publishes_are_kept_and_replayed_to_telnet() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let (broker, url) = start(&["--data", dir.to_str().unwrap()]);
+    let client = connect(&url).await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Kind", "binary");
+    client.publish("kept", "first line".into()).await.unwrap();
+    client
+        .publish_with_headers("kept", headers, b"two\nlines\xff".to_vec().into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut telnet = broker.connect();
+        telnet.send("SUB kept FROM 1");
+        let lines = telnet.sync();
+        drop(broker);
+        lines
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        lines,
+        [
+            "UPDATED kept first line\n",
+            "UPDATED kept two lines\u{FFFD}\n"
+        ],
+        "replayed from the journal, the second flattened for a line protocol"
+    );
+}

@@ -192,6 +192,9 @@ impl Publisher {
         let replies = tokio::spawn(wire::drain_replies(self.protocol, read));
         let names: Vec<String> = (0..self.topics).map(|t| format!("bench-{t}")).collect();
         let mut batch = Vec::new();
+        if self.protocol == Protocol::Nats {
+            batch.extend_from_slice(wire::NATS_CONNECT);
+        }
         let mut i = 0usize;
         while Instant::now() < self.deadline {
             let published = shared.published.load(Ordering::Relaxed);
@@ -201,7 +204,9 @@ impl Publisher {
                 tokio::time::sleep(Duration::from_micros(50)).await;
                 continue;
             }
-            batch.clear();
+            if !batch.starts_with(b"CONNECT") {
+                batch.clear();
+            }
             let count = room.min(64);
             for _ in 0..count {
                 let topic = &names[(i + self.id) % self.topics];
@@ -213,6 +218,7 @@ impl Publisher {
             if write.write_all(&batch).await.is_err() {
                 break;
             }
+            batch.clear();
         }
         let _ = write.shutdown().await;
         drop(write);

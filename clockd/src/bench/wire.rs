@@ -1,8 +1,11 @@
-//! The two wire protocols the load generator speaks: the topics lines of `clockd serve`, and
-//! RESP `PUBLISH`/`SUBSCRIBE` for `redis-server` (`redis-benchmark` does not measure pub/sub).
+//! The wire protocols the load generator speaks: the topics lines of `clockd serve`, RESP
+//! `PUBLISH`/`SUBSCRIBE` for `redis-server` (`redis-benchmark` does not measure pub/sub), and
+//! NATS core (`PUB`, `SUB`, `MSG`) for `clockd serve --nats` and `nats-server`.
 //!
 //! A payload is `SENT_NANOS:` then `x` up to the payload size: one printable line, so it
-//! passes both protocols unchanged, and the subscriber can tell each message's latency.
+//! passes every protocol unchanged, and the subscriber can tell each message's latency. NATS
+//! subscribers connect with `"headers": false`, so both NATS servers send the same `MSG`
+//! frames (clockd leaves its stamp header out).
 
 use std::io;
 
@@ -17,6 +20,8 @@ pub enum Protocol {
     Topics,
     /// Redis pub/sub (RESP).
     Redis,
+    /// NATS core protocol.
+    Nats,
 }
 
 /// A payload of `size` bytes (at least the timestamp) carrying `sent_nanos`.
@@ -48,8 +53,16 @@ pub fn encode_publish(protocol: Protocol, topic: &str, payload: &str, out: &mut 
             );
             out.extend_from_slice(command.as_bytes());
         }
+        Protocol::Nats => {
+            let command = format!("PUB {topic} {}\r\n{payload}\r\n", payload.len());
+            out.extend_from_slice(command.as_bytes());
+        }
     }
 }
+
+/// What a NATS client says first (no verbose `+OK`s, no headers).
+pub const NATS_CONNECT: &[u8] =
+    b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false}\r\n";
 
 /// Reads and drops a publisher's replies (redis answers each PUBLISH with `:n`; clockd only
 /// answers errors). Returns how many error replies it saw when the connection ends.
@@ -60,6 +73,7 @@ pub async fn drain_replies(protocol: Protocol, read: OwnedReadHalf) -> u64 {
         let error = match protocol {
             Protocol::Topics => line.starts_with("ERR"),
             Protocol::Redis => line.starts_with('-'),
+            Protocol::Nats => line.starts_with("-ERR"),
         };
         errors += u64::from(error);
     }
@@ -70,7 +84,7 @@ pub async fn drain_replies(protocol: Protocol, read: OwnedReadHalf) -> u64 {
 pub struct Subscriber {
     protocol: Protocol,
     input: BufReader<OwnedReadHalf>,
-    _output: OwnedWriteHalf,
+    output: OwnedWriteHalf,
     line: Vec<u8>,
 }
 
@@ -85,22 +99,28 @@ impl Subscriber {
         socket.set_nodelay(true)?;
         let (read, mut write) = socket.into_split();
         let mut request = Vec::new();
-        for topic in topics {
+        if protocol == Protocol::Nats {
+            request.extend_from_slice(NATS_CONNECT);
+        }
+        for (sid, topic) in topics.iter().enumerate() {
             match protocol {
                 Protocol::Topics => request.extend_from_slice(format!("SUB {topic}\n").as_bytes()),
                 Protocol::Redis => request.extend_from_slice(
                     format!("*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{topic}\r\n", topic.len()).as_bytes(),
                 ),
+                Protocol::Nats => {
+                    request.extend_from_slice(format!("SUB {topic} {sid}\r\n").as_bytes())
+                }
             }
         }
-        if protocol == Protocol::Topics {
-            request.extend_from_slice(b"PING\n");
+        if protocol != Protocol::Redis {
+            request.extend_from_slice(b"PING\r\n");
         }
         write.write_all(&request).await?;
         let mut subscriber = Subscriber {
             protocol,
             input: BufReader::with_capacity(256 * 1024, read),
-            _output: write,
+            output: write,
             line: Vec::new(),
         };
         match protocol {
@@ -110,6 +130,16 @@ impl Subscriber {
                     return Err(refused(&subscriber.line));
                 }
             }
+            Protocol::Nats => loop {
+                // INFO first, then PONG once the subscriptions are in place.
+                subscriber.read_line().await?;
+                if subscriber.line == b"PONG" {
+                    break;
+                }
+                if !subscriber.line.starts_with(b"INFO ") {
+                    return Err(refused(&subscriber.line));
+                }
+            },
             Protocol::Redis => {
                 // Each SUBSCRIBE is confirmed by a three-element array.
                 for _ in topics {
@@ -136,6 +166,26 @@ impl Subscriber {
                 let start = self.read_array().await?;
                 Ok(&self.line[start..])
             }
+            Protocol::Nats => loop {
+                self.read_line().await?;
+                if self.line == b"PING" {
+                    self.output.write_all(b"PONG\r\n").await?;
+                    continue;
+                }
+                // `MSG subject sid [reply] size`, then the payload and `\r\n`.
+                if !self.line.starts_with(b"MSG ") {
+                    return Err(refused(&self.line));
+                }
+                let size = self.line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+                let size: usize = std::str::from_utf8(size)
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| refused(&self.line))?;
+                self.line.resize(size + 2, 0);
+                self.input.read_exact(&mut self.line).await?;
+                self.line.truncate(size);
+                return Ok(&self.line);
+            },
         }
     }
 

@@ -21,6 +21,9 @@ pub enum Route {
     Nobody,
 }
 
+/// Where NATS clients' reply subjects start (their default inbox prefix).
+pub const REPLY_PREFIX: &str = "_INBOX.";
+
 impl Broker {
     /// Adds a NATS subscription to `filter` (a valid filter; `$CLOCK` is served by the
     /// connection itself). An exact subject makes its topic if new; a wildcard joins every
@@ -77,16 +80,22 @@ impl Broker {
         }
     }
 
-    /// Where a NATS publish to `subject` goes. A subject with a topic goes to it. One that
-    /// only wildcard subscriptions of one connection match, with no queue group, goes
-    /// straight to that connection's receiver (a request's reply to its `_INBOX.id.*`): no
-    /// topic is made for it, since topics are never deleted and every request has a reply
-    /// subject of its own. One that nobody wants takes a stamp and goes nowhere. Anything else gets a topic,
-    /// which the matching wildcards join.
+    /// Where a NATS publish to `subject` goes. A subject with a topic goes to it. With
+    /// `--data`, every subject but a reply subject (`_INBOX.…`) gets a topic, so that its
+    /// history is kept. Otherwise a subject that only wildcard subscriptions of one connection
+    /// match, with no queue group, goes straight to that connection's receiver (a request's
+    /// reply to its `_INBOX.id.*`): no topic is made for it, since topics are never deleted
+    /// and every request has a reply subject of its own. One that nobody wants takes a stamp
+    /// and goes nowhere. Anything else gets a topic, which the matching wildcards join.
     pub fn nats_route(&self, subject: &str) -> Result<Route, BrokerError> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = topics.by_name.get(subject) {
             return Ok(Route::Topic(topic.clone()));
+        }
+        if self.journaled() && !subject.starts_with(REPLY_PREFIX) {
+            return self
+                .topic_locked(&mut topics, subject, None)
+                .map(Route::Topic);
         }
         let direct = {
             let mut matching = topics.wildcards.matching(subject);
