@@ -85,6 +85,8 @@ pub(crate) enum Envelope<T> {
         stamp: usize,
         cloner: Cloner<T>,
     },
+    /// `skip_through`: every stamp up to `through` not forwarded yet carries nothing.
+    Skip { through: usize },
 }
 
 /// A handle joining or leaving.

@@ -84,6 +84,22 @@ impl<E> ReorderWindow<E> {
         Some((self.released, entry))
     }
 
+    /// Releases what is held at or below `through`, in stamp order, skipping the gaps, and
+    /// moves the released stamp to `through` (if it is ahead): every stamp up to it is
+    /// accounted for. O(held), whatever the distance skipped.
+    pub(crate) fn skip_through(&mut self, through: usize, mut release: impl FnMut(usize, E)) {
+        while self.released < through {
+            let Some(slot) = self.slots.pop_front() else {
+                self.released = through;
+                return;
+            };
+            self.released += 1;
+            if let Some(entry) = slot {
+                release(self.released, entry);
+            }
+        }
+    }
+
     /// Releases everything held, in stamp order, skipping the gaps; for when no sender is left
     /// that could fill them. Returns the number of stamps skipped.
     pub(crate) fn drain_skipping_gaps(&mut self, mut release: impl FnMut(usize, E)) -> usize {
@@ -128,6 +144,29 @@ mod tests {
         assert_eq!(w.insert(10, 'f'), Err((Rejected::TooFarAhead, 'f')));
         w.insert(9, 'e').unwrap();
         assert_eq!(w.span(), 4);
+    }
+
+    #[test]
+    fn skip_through_releases_what_is_below_and_jumps_the_rest() {
+        let mut w = ReorderWindow::new(0, 100);
+        w.insert(3, 'c').unwrap();
+        w.insert(8, 'h').unwrap();
+        let mut out = Vec::new();
+        w.skip_through(5, |ts, e| out.push((ts, e)));
+        assert_eq!(out, vec![(3, 'c')]);
+        assert_eq!(
+            (w.released(), w.span()),
+            (5, 3),
+            "8 still held, two gaps before it"
+        );
+        w.skip_through(1_000_000, |ts, e| out.push((ts, e)));
+        assert_eq!(out, vec![(3, 'c'), (8, 'h')]);
+        assert_eq!((w.released(), w.span()), (1_000_000, 0));
+        w.skip_through(10, |_, _| unreachable!("nothing to release"));
+        assert_eq!(w.released(), 1_000_000, "never backwards");
+        assert_eq!(w.insert(1_000_000, 'x'), Err((Rejected::Stale, 'x')));
+        w.insert(1_000_001, 'y').unwrap();
+        assert_eq!(w.pop_ready(), Some((1_000_001, 'y')));
     }
 
     #[test]

@@ -204,6 +204,57 @@ impl<T> ClockedSender<T> {
         self.forward_with(value, stamp, Wait::timeout(timeout))
     }
 
+    /// Accounts, in one step, for every stamp up to `through` that has not been forwarded:
+    /// each is a stamp without data. What the dispatcher holds below it is released, and the
+    /// clock moves to `through`, so every receiver learns it (`(None, through)` or later).
+    ///
+    /// For a bridge that relays one upstream stream in stamp order and learns from its
+    /// watermark that nothing for it is stamped up to `through` (a remote subscription does:
+    /// the stamps between its messages are everyone else's traffic). `forward(None, s)` for
+    /// each of those stamps would cost one dispatcher operation per stamp skipped; this costs
+    /// one, whatever the distance. Stamps at or below the clock are ignored.
+    ///
+    /// A stamp up to `through` that another sender forwards afterwards is stale (rejected, or
+    /// dropped and counted in [`stale_stamps`](crate::DispatcherStats::stale_stamps)): skip
+    /// only stamps nobody else will forward.
+    ///
+    /// Does not wait for the reorder window (a skip holds nothing back); like
+    /// [`send`](Self::send), waits while the intake is full.
+    ///
+    /// # Errors
+    ///
+    /// The dispatcher is in serializing mode ([`WrongMode`](SendErrorKind::WrongMode)), or its
+    /// thread has stopped.
+    ///
+    /// ```
+    /// let d = clocked_dispatch::Builder::new().bound(4).reorder_window(8).build();
+    /// let (tx, rx) = d.new("bridge", "rx");
+    /// tx.forward(Some("first"), 1).unwrap();
+    /// tx.skip_through(1_000_000).unwrap(); // far beyond the window: one operation
+    /// tx.forward(Some("next"), 1_000_003).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), (Some("first"), 1));
+    /// let (value, stamp) = rx.recv().unwrap();
+    /// assert!(value.is_none() && stamp >= 1_000_000); // the clock moved
+    /// // 1_000_001 and 1_000_002 were never forwarded: "next" waits for them.
+    /// tx.skip_through(1_000_002).unwrap();
+    /// let mut rx = rx;
+    /// assert_eq!(rx.find(|(v, _)| v.is_some()), Some((Some("next"), 1_000_003)));
+    /// ```
+    pub fn skip_through(&self, through: usize) -> Result<(), SendError<()>> {
+        let shared = &self.link.shared;
+        shared
+            .claim_mode(crate::error::Mode::Forwarding)
+            .map_err(|kind| SendError::new(kind, ()))?;
+        if through <= shared.clock.read() {
+            return Ok(());
+        }
+        self.link
+            .submit_by(Envelope::Skip { through }, None)
+            .map_err(|(_, kind)| SendError::new(kind, ()))?;
+        self.mark_sent(through);
+        Ok(())
+    }
+
     fn forward_with(
         &self,
         value: Option<T>,
