@@ -168,7 +168,7 @@ async fn a_queue_group_splits_a_stream_between_its_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_get_replies_and_nobody_serving_is_reported_at_once() {
-    let (_broker, url) = start(&[]);
+    let (broker, url) = start(&[]);
     let responder = connect(&url).await;
     let mut service = responder.subscribe("svc.upper").await.unwrap();
     responder.flush().await.unwrap();
@@ -181,6 +181,11 @@ async fn requests_get_replies_and_nobody_serving_is_reported_at_once() {
         }
         responder.flush().await.unwrap();
     });
+    // A second connection that watches every reply: a reply subject then matches two
+    // connections, and still makes no topic.
+    let watcher = connect(&url).await;
+    let mut replies = watcher.subscribe("_INBOX.>").await.unwrap();
+    watcher.flush().await.unwrap();
     let client = connect(&url).await;
     for word in ["one", "two", "three"] {
         let reply = tokio::time::timeout(WAIT, client.request("svc.upper", word.into()))
@@ -190,11 +195,27 @@ async fn requests_get_replies_and_nobody_serving_is_reported_at_once() {
         assert_eq!(text(&reply), word.to_uppercase());
     }
     serving.await.unwrap();
+    for word in ["ONE", "TWO", "THREE"] {
+        assert_eq!(
+            text(&next(&mut replies).await),
+            word,
+            "the watcher saw each reply"
+        );
+    }
     let started = std::time::Instant::now();
     let nobody = client.request("svc.nobody", "hello".into()).await;
     let kind = nobody.expect_err("nobody serves it").kind();
     assert_eq!(kind, RequestErrorKind::NoResponders);
     assert!(started.elapsed() < Duration::from_secs(5), "not a timeout");
+    let broker = tokio::task::spawn_blocking(move || {
+        let topics = broker.metric("clockd_topics");
+        (broker, topics)
+    });
+    let (_broker, topics) = broker.await.unwrap();
+    assert_eq!(
+        topics, 1,
+        "svc.upper only: replies and unserved requests make no topic"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,7 +122,7 @@ fn verbose_and_pedantic_modes_answer_and_refuse_without_closing() {
         [
             "-ERR 'Invalid Publish Subject'\r\n",
             "-ERR 'Invalid Subject'\r\n",
-            "-ERR 'Invalid Header: a header block starts with NATS/1.0'\r\n",
+            "-ERR 'Invalid Header: NATS/1.0 [status], then Name: value lines, then an empty line'\r\n",
             "-ERR 'Permissions Violation for Publish to \"$CLOCK\"'\r\n",
         ]
     );
@@ -264,4 +264,55 @@ fn clock_carries_the_watermark_and_telnet_gets_binary_payloads_flattened() {
         last = stamp;
     }
     assert_eq!(last, 2, "two messages, two stamps");
+}
+
+#[test]
+fn a_subscription_gets_the_publish_that_follows_it_on_the_same_connection() {
+    let broker = start(&[]);
+    let mut c = Raw::connect(&broker);
+    // Messages flow to a wildcard while new exact subscriptions come and go.
+    c.send(b"SUB o.* 1\r\n");
+    c.sync();
+    for i in 0..200 {
+        let sid = i + 2;
+        c.send(format!("SUB o.e{i} {sid}\r\nPUB o.e{i} 1\r\nx\r\n").as_bytes());
+        let mut sids = vec![c.msg().0, c.msg().0];
+        sids.sort();
+        let want = vec![format!("MSG o.e{i} 1 1"), format!("MSG o.e{i} {sid} 1")];
+        assert_eq!(sids, want, "both subscriptions got message {i}");
+    }
+}
+
+#[test]
+fn header_blocks_that_would_break_a_client_are_refused() {
+    let broker = start(&[]);
+    let mut sub = Raw::connect(&broker);
+    sub.send(b"CONNECT {\"headers\":true}\r\nSUB h 1\r\n");
+    sub.sync();
+    let mut publisher = Raw::connect(&broker);
+    let hpub = |headers: &str, payload: &str| {
+        let (h, t) = (headers.len(), headers.len() + payload.len());
+        format!("HPUB h {h} {t}\r\n{headers}{payload}\r\n")
+    };
+    publisher.send(hpub("NATS/1.0\r\nbad\r\n\r\n", "").as_bytes());
+    publisher.send(hpub("NATS/1.0\r\nA:b\r\n\r\n", "k").as_bytes());
+    let lines = publisher.sync();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("-ERR 'Invalid Header"), "{lines:?}");
+    // Only the good one reached the subscriber, its header kept after the stamp.
+    let head = sub.line().unwrap();
+    assert!(head.starts_with("HMSG h 1 "), "{head}");
+    let sizes: Vec<usize> = head
+        .trim_end()
+        .rsplit(' ')
+        .take(2)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let mut block = vec![0; sizes[0] + 2];
+    sub.reader.read_exact(&mut block).unwrap();
+    let text = String::from_utf8(block).unwrap();
+    assert!(
+        text.starts_with("NATS/1.0\r\nClocked-Stamp: 1\r\nA:b\r\n\r\nk"),
+        "{text:?}"
+    );
 }

@@ -351,7 +351,9 @@ impl Broker {
         });
         // Before anyone can publish to it: the wildcard subscriptions that match it join.
         for subscription in topics.wildcards.matching(name) {
-            topic.nats_join(subscription)?;
+            // A connection whose receiver is gone (it is closing) cannot join; that must not
+            // keep the topic from being made for everyone else.
+            let _ = topic.nats_join(subscription);
         }
         topics.by_name.insert(name.into(), topic.clone());
         Ok(topic)

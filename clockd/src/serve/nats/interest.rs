@@ -9,15 +9,18 @@
 //! the wildcard subscriptions ([`Wildcards`]), which join every topic they match: the ones
 //! that exist when they subscribe, and the ones made later.
 //!
+//! Not every publish goes through a topic: see `routing.rs` for the subjects that go straight
+//! to connections (reply subjects, and without `--data` a subject only one connection wants).
+//!
 //! # Queue groups
 //!
 //! Each message goes to one member of each queue group (grouped by queue name, as
 //! `nats-server` does) of its subject. The member is chosen when the message is published,
 //! round-robin, and travels with the message as a *pick*, `(connection, subscription)`; every
 //! member's connection receives the message (one multicast, one stamp) and only the picked
-//! one's writer delivers it. A member that leaves after a message picked it and before the
-//! message reached it loses that message for its group: NATS core delivers at most once, and
-//! so does `nats-server` in that race.
+//! one's writer delivers it. A member that leaves (or reaches its `UNSUB` maximum) after a
+//! message picked it and before the message reached it loses that message for its group:
+//! NATS core delivers at most once.
 //!
 //! # Invariant
 //!

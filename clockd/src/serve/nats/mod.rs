@@ -85,7 +85,7 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, options: Arc<Opti
         let counters = &broker.counters;
         counters.accepted.fetch_add(1, Ordering::Relaxed);
         if counters.connections.load(Ordering::Relaxed) >= broker.limits.max_connections {
-            tokio::spawn(refuse(socket));
+            tokio::spawn(refuse(socket, options.clone()));
             continue;
         }
         counters.connections.fetch_add(1, Ordering::Relaxed);
@@ -99,7 +99,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, options: Arc<Opti
 }
 
 /// Tells a connection over `--max-connections` why, and closes it.
-async fn refuse(mut socket: tokio::net::TcpStream) {
-    let line = b"-ERR 'maximum connections exceeded'\r\n";
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(line)).await;
+async fn refuse(mut socket: tokio::net::TcpStream, options: Arc<Options>) {
+    // INFO first, as every NATS client expects, then the reason.
+    let mut reply = options.info(0, false);
+    reply.extend_from_slice(b"-ERR 'maximum connections exceeded'\r\n");
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&reply)).await;
 }

@@ -16,7 +16,7 @@
 //! the connection (as `nats-server` does: after a framing error nothing that follows can be
 //! trusted). Buffers are reused from one operation to the next.
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// The longest control line accepted (`nats-server`'s default `max_control_line`).
 pub const MAX_CONTROL_LINE: usize = 4096;
@@ -84,6 +84,7 @@ impl std::fmt::Display for ProtoError {
 }
 
 /// What a control line says, before its payload is read (positions into the line).
+#[derive(Clone, Copy)]
 enum Parsed {
     Connect(usize),
     Pub {
@@ -107,12 +108,27 @@ enum Parsed {
 }
 
 /// Reads operations from a client.
+///
+/// [`next`](OpReader::next) is cancel-safe: a connection's reader races it against other
+/// events in a `select!`, so a call dropped halfway keeps what it read (the control line so
+/// far, the parsed line waiting for its payload, the payload so far) for the next call. Every
+/// byte is taken from the input (`consume`) in the same step that stores it, with no await
+/// between. A payload's buffer grows with the bytes that arrive, not with the size announced.
 pub struct OpReader<R> {
     input: R,
     max_payload: usize,
+    /// The control line so far, with its `\r\n` once complete.
     line: Vec<u8>,
+    /// The control line parsed, once complete.
+    parsed: Option<Parsed>,
+    /// The payload (with its `\r\n`) so far.
     payload: Vec<u8>,
+    /// The last call returned an operation: the next one starts afresh.
+    returned: bool,
 }
+
+/// Payload buffers bigger than this are given back after use.
+const KEEP_PAYLOAD: usize = 64 * 1024;
 
 impl<R: AsyncBufRead + Unpin> OpReader<R> {
     /// A reader of `input` that refuses payloads over `max_payload` bytes.
@@ -121,49 +137,69 @@ impl<R: AsyncBufRead + Unpin> OpReader<R> {
             input,
             max_payload,
             line: Vec::new(),
+            parsed: None,
             payload: Vec::new(),
+            returned: false,
         }
     }
 
     /// The next operation; `Ok(None)` at the end of the input; `Err` when the connection
     /// failed. Empty lines are skipped.
     pub async fn next(&mut self) -> std::io::Result<Option<Result<Op<'_>, ProtoError>>> {
-        let parsed = loop {
+        if self.returned {
+            self.returned = false;
+            self.line.clear();
+            self.parsed = None;
+            self.payload.clear();
+            if self.payload.capacity() > KEEP_PAYLOAD {
+                self.payload.shrink_to(KEEP_PAYLOAD);
+            }
+        }
+        while self.parsed.is_none() {
             if !self.read_line().await? {
                 return Ok(None);
             }
-            if self.line.len() > MAX_CONTROL_LINE {
+            if self.line.len() > MAX_CONTROL_LINE + 2 {
                 return Ok(Some(Err(ProtoError::ControlLineTooLong)));
             }
-            match parse(&self.line) {
-                Ok(Parsed::Empty) => continue,
-                Ok(parsed) => break parsed,
+            match parse(trim_line_end(&self.line)) {
+                Ok(Parsed::Empty) => self.line.clear(),
+                Ok(parsed) => self.parsed = Some(parsed),
                 Err(e) => return Ok(Some(Err(e))),
             }
-        };
-        if let Parsed::Pub { total_len, .. } = parsed {
+        }
+        if let Some(Parsed::Pub { total_len, .. }) = self.parsed {
             if total_len > self.max_payload {
                 return Ok(Some(Err(ProtoError::PayloadTooLarge)));
             }
-            self.payload.resize(total_len + 2, 0);
-            self.input.read_exact(&mut self.payload).await?;
+            let wanted = total_len + 2;
+            while self.payload.len() < wanted {
+                let buffered = self.input.fill_buf().await?;
+                if buffered.is_empty() {
+                    return Ok(None); // the client went away mid-payload
+                }
+                let taken = buffered.len().min(wanted - self.payload.len());
+                self.payload.extend_from_slice(&buffered[..taken]);
+                self.input.consume(taken);
+            }
             if !self.payload.ends_with(b"\r\n") {
                 return Ok(Some(Err(ProtoError::Syntax(
                     "the payload is followed by \\r\\n",
                 ))));
             }
         }
+        self.returned = true;
+        let line = trim_line_end(&self.line);
         // Every argument was checked to be UTF-8 by `parse`.
-        let text =
-            |(from, to): (usize, usize)| std::str::from_utf8(&self.line[from..to]).unwrap_or("");
-        let op = match parsed {
-            Parsed::Connect(at) => Op::Connect(text((at, self.line.len()))),
-            Parsed::Pub {
+        let text = |(from, to): (usize, usize)| std::str::from_utf8(&line[from..to]).unwrap_or("");
+        let op = match self.parsed.as_ref() {
+            Some(&Parsed::Connect(at)) => Op::Connect(text((at, line.len()))),
+            Some(&Parsed::Pub {
                 subject,
                 reply,
                 header_len,
                 total_len,
-            } => {
+            }) => {
                 let body = &self.payload[..total_len];
                 let (headers, payload) = match header_len {
                     Some(n) => (Some(&body[..n]), &body[n..]),
@@ -176,55 +212,88 @@ impl<R: AsyncBufRead + Unpin> OpReader<R> {
                     payload,
                 }
             }
-            Parsed::Sub {
+            Some(&Parsed::Sub {
                 subject,
                 queue,
                 sid,
-            } => Op::Sub {
+            }) => Op::Sub {
                 subject: text(subject),
                 queue: queue.map(text),
                 sid: text(sid),
             },
-            Parsed::Unsub { sid, max } => Op::Unsub {
+            Some(&Parsed::Unsub { sid, max }) => Op::Unsub {
                 sid: text(sid),
                 max,
             },
-            Parsed::Ping => Op::Ping,
-            Parsed::Pong => Op::Pong,
-            Parsed::Empty => unreachable!("skipped above"),
+            Some(Parsed::Ping) => Op::Ping,
+            Some(Parsed::Pong) => Op::Pong,
+            Some(Parsed::Empty) | None => unreachable!("parsed above, empty lines skipped"),
         };
         Ok(Some(Ok(op)))
     }
 
-    /// Reads one control line into `line`, without its `\r\n`; stops keeping bytes once it
-    /// is past the limit (the caller then refuses it). `false` at the end of the input.
+    /// Reads into `line` until it holds a `\n`, or more than the limit (which the caller
+    /// refuses). `false` at the end of the input.
     async fn read_line(&mut self) -> std::io::Result<bool> {
-        self.line.clear();
-        loop {
+        while self.line.last() != Some(&b'\n') && self.line.len() <= MAX_CONTROL_LINE + 2 {
             let buffered = self.input.fill_buf().await?;
             if buffered.is_empty() {
                 return Ok(false);
             }
-            let (taken, complete) = match buffered.iter().position(|&b| b == b'\n') {
-                Some(at) => (at + 1, true),
-                None => (buffered.len(), false),
+            let taken = match buffered.iter().position(|&b| b == b'\n') {
+                Some(at) => at + 1,
+                None => buffered.len(),
             };
-            let room = (MAX_CONTROL_LINE + 2).saturating_sub(self.line.len());
-            self.line
-                .extend_from_slice(&buffered[..taken.min(room + 1)]);
+            let room = MAX_CONTROL_LINE + 3 - self.line.len();
+            self.line.extend_from_slice(&buffered[..taken.min(room)]);
             self.input.consume(taken);
-            if self.line.len() > MAX_CONTROL_LINE + 2 {
-                return Ok(true); // too long: refused by the caller
-            }
-            if complete {
-                self.line.pop();
-                if self.line.last() == Some(&b'\r') {
-                    self.line.pop();
-                }
-                return Ok(true);
-            }
         }
+        Ok(true)
     }
+}
+
+/// Whether `block` is a header block a client can parse: `NATS/1.0`, optionally a status
+/// code and a description, `\r\n`; then `Name: value` lines of printable ASCII (a name
+/// without spaces or colons), each ended by `\r\n`; then an empty line. What is passed on
+/// to subscribers must not break their client's parser.
+pub fn valid_headers(block: &[u8]) -> bool {
+    let Some(body) = block.strip_suffix(b"\r\n\r\n") else {
+        return false;
+    };
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let Some(status) = status_line.strip_prefix("NATS/1.0") else {
+        return false;
+    };
+    let status_ok = status.is_empty()
+        || status.strip_prefix(' ').is_some_and(|rest| {
+            let code = rest.split(' ').next().unwrap_or("");
+            code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) && printable(rest)
+        });
+    status_ok
+        && lines.all(|line| match line.split_once(':') {
+            Some((name, value)) => {
+                !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+                    && printable(value)
+            }
+            None => false,
+        })
+}
+
+/// Printable: no control characters but the tab.
+fn printable(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic() || b >= 0x80)
+}
+
+/// A complete line without its `\r\n` (or bare `\n`).
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Splits a control line into its operation and arguments.
@@ -352,6 +421,7 @@ mod tests {
 
     fn run<T>(future: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap()
             .block_on(future)
@@ -433,6 +503,52 @@ mod tests {
             [Err(ProtoError::ControlLineTooLong)]
         );
         assert_eq!(run(ops(b"\xff\xfe\r\n", 1024)), [Err(ProtoError::Unknown)]);
+    }
+
+    #[test]
+    fn header_blocks_are_checked() {
+        for good in [
+            &b"NATS/1.0\r\n\r\n"[..],
+            b"NATS/1.0\r\nA: b\r\nTrace-Id: x y\r\n\r\n",
+            b"NATS/1.0 503\r\n\r\n",
+            b"NATS/1.0 408 Request Timeout\r\nA:b\r\n\r\n",
+        ] {
+            assert!(valid_headers(good), "{:?}", String::from_utf8_lossy(good));
+        }
+        for bad in [
+            &b"NATS/1.0\r\n"[..],
+            b"NATS/1.0\r\nbad\r\n\r\n",
+            b"NATS/1.0 abc\r\n\r\n",
+            b"NATS/2.0\r\n\r\n",
+            b"NATS/1.0\r\nA b: c\r\n\r\n",
+            b"NATS/1.0\r\n: c\r\n\r\n",
+            b"NATS/1.0\r\nA: \x01\r\n\r\n",
+            b"NATS/1.0\r\nA: b\nC: d\r\n\r\n",
+        ] {
+            assert!(!valid_headers(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_call_cut_off_halfway_loses_nothing() {
+        // The client sends a publish in three pieces, pausing between them; each call is cut
+        // off (as a `select!` drops the losing branch) while it waits for the next piece.
+        run(async {
+            let (client, server) = tokio::io::duplex(64);
+            let mut reader = OpReader::new(tokio::io::BufReader::new(server), 1024);
+            let (_, mut client) = tokio::io::split(client);
+            use tokio::io::AsyncWriteExt;
+            for piece in [&b"PUB a.b 1"[..], b"1\r\nhello ", b"world\r\nPING\r\n"] {
+                client.write_all(piece).await.unwrap();
+                let cut = tokio::time::timeout(std::time::Duration::from_millis(20), reader.next());
+                if let Ok(got) = cut.await {
+                    let op = format!("{:?}", got.unwrap().unwrap().unwrap());
+                    assert!(op.contains("[104, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100]"));
+                }
+            }
+            let next = reader.next().await.unwrap().unwrap().unwrap();
+            assert_eq!(next, Op::Ping, "the stream is still in step");
+        });
     }
 
     #[test]

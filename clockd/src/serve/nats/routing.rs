@@ -1,6 +1,12 @@
 //! The broker's side of NATS routing: subscriptions joining topics, and where a publish
-//! goes. See `interest.rs` for the bookkeeping and its invariant; this file holds the
-//! broker-wide lock order: the topic map's lock, then a topic's interest lock.
+//! goes. See `interest.rs` for the bookkeeping and its invariant. Lock order: the topic
+//! map's lock, then a topic's interest lock, then the group's (inside the library).
+//!
+//! Costs, for the next engineer: wildcard subscriptions are a list, not a trie. A wildcard
+//! `SUB` or `UNSUB` scans every topic, and a publish to a subject without a topic (or a new
+//! topic) scans every wildcard, under the topic map's lock, which every topic lookup takes.
+//! Both are bounded by `--max-topics` and `--max-subscriptions`, and fine for thousands;
+//! a broker with a million topics and many wildcard subscribers wants a subject trie here.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,8 +21,8 @@ use super::subject;
 pub enum Route {
     /// To a topic's subscribers.
     Topic(Arc<Topic>),
-    /// To one connection's receiver.
-    Direct(Arc<ClockedSender<Published>>),
+    /// To these connections' receivers (one, unless it is a reply subject).
+    Direct(Vec<Arc<ClockedSender<Published>>>),
     /// Nowhere: nobody subscribes (it still takes a stamp).
     Nobody,
 }
@@ -80,35 +86,47 @@ impl Broker {
         }
     }
 
-    /// Where a NATS publish to `subject` goes. A subject with a topic goes to it. With
-    /// `--data`, every subject but a reply subject (`_INBOX.…`) gets a topic, so that its
-    /// history is kept. Otherwise a subject that only wildcard subscriptions of one connection
-    /// match, with no queue group, goes straight to that connection's receiver (a request's
-    /// reply to its `_INBOX.id.*`): no topic is made for it, since topics are never deleted
-    /// and every request has a reply subject of its own. One that nobody wants takes a stamp
-    /// and goes nowhere. Anything else gets a topic, which the matching wildcards join.
+    /// Where a NATS publish to `subject` goes.
+    ///
+    /// * A subject with a topic goes to it.
+    /// * A reply subject (`_INBOX.…`) never gets a topic (topics are never deleted, and every
+    ///   request has a reply subject of its own): it goes straight to each connection whose
+    ///   subscriptions match it, a copy stamped for each (a reply has one reader; no order
+    ///   between readers to keep).
+    /// * With `--data`, any other subject gets a topic, so that its history is kept.
+    /// * Without, a subject that only wildcard subscriptions of one connection match, with no
+    ///   queue group, goes straight to that connection; one that nobody wants takes a stamp
+    ///   and goes nowhere; anything else gets a topic, which the matching wildcards join (one
+    ///   stamp, one order for all its subscribers).
     pub fn nats_route(&self, subject: &str) -> Result<Route, BrokerError> {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(topic) = topics.by_name.get(subject) {
             return Ok(Route::Topic(topic.clone()));
         }
-        if self.journaled() && !subject.starts_with(REPLY_PREFIX) {
+        let reply = subject.starts_with(REPLY_PREFIX);
+        if self.journaled() && !reply {
             return self
                 .topic_locked(&mut topics, subject, None)
                 .map(Route::Topic);
         }
         let direct = {
-            let mut matching = topics.wildcards.matching(subject);
-            let Some(first) = matching.next() else {
+            let mut matching = topics.wildcards.matching(subject).peekable();
+            let Some(first) = matching.peek().copied() else {
                 return Ok(Route::Nobody);
             };
-            let one_connection = first.queue.is_none()
-                && matching
+            if reply {
+                let mut connections: Vec<&Subscription> = matching.collect();
+                connections.sort_by_key(|sub| sub.connection);
+                connections.dedup_by_key(|sub| sub.connection);
+                Some(connections.iter().map(|sub| sub.sender.clone()).collect())
+            } else {
+                let one_connection = matching
                     .all(|other| other.connection == first.connection && other.queue.is_none());
-            one_connection.then(|| first.sender.clone())
+                one_connection.then(|| vec![first.sender.clone()])
+            }
         };
-        if let Some(sender) = direct {
-            return Ok(Route::Direct(sender));
+        if let Some(senders) = direct {
+            return Ok(Route::Direct(senders));
         }
         self.topic_locked(&mut topics, subject, None)
             .map(Route::Topic)
@@ -123,10 +141,13 @@ impl Broker {
     ) -> Result<bool, BrokerError> {
         match route {
             Route::Topic(topic) => self.publish(topic, message).await.map(|()| true),
-            Route::Direct(sender) => {
+            Route::Direct(senders) => {
                 self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-                // A connection that closed meanwhile: nobody wants it any more.
-                let sent = sender.send_async(message).await.is_ok();
+                let mut sent = false;
+                for sender in senders {
+                    // A connection that closed meanwhile: nobody there wants it any more.
+                    sent |= sender.send_async(message.clone()).await.is_ok();
+                }
                 if !sent {
                     self.counters.messages_in.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -139,6 +160,32 @@ impl Broker {
                     self.counters.messages_in.fetch_sub(1, Ordering::Relaxed);
                     BrokerError::Dispatcher(e.kind().to_string())
                 })
+            }
+        }
+    }
+
+    /// Removes a closing connection's subscriptions: the wildcard ones with one pass over
+    /// the topics, not one per wildcard.
+    pub fn nats_unsubscribe_all(&self, subscriptions: &[(Box<str>, Subscription)]) {
+        let (wild, exact): (Vec<_>, Vec<_>) = subscriptions
+            .iter()
+            .partition(|(filter, _)| subject::has_wildcard(filter));
+        for (filter, subscription) in exact {
+            self.nats_unsubscribe(filter, subscription);
+        }
+        if wild.is_empty() {
+            return;
+        }
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let removed: Vec<&(Box<str>, Subscription)> = wild
+            .into_iter()
+            .filter(|(_, sub)| topics.wildcards.remove(sub.connection, sub.local).is_some())
+            .collect();
+        for (name, topic) in &topics.by_name {
+            for (filter, subscription) in &removed {
+                if subject::matches(filter, name) {
+                    topic.nats_leave(subscription);
+                }
             }
         }
     }

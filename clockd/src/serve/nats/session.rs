@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use super::super::broker::{Broker, Published};
 use super::super::published::now_ms;
 use super::interest::Subscription;
-use super::proto::{Op, OpReader, ProtoError};
+use super::proto::{self, Op, OpReader, ProtoError};
 use super::routing::Route;
 use super::subject;
 use super::writer::{write_loop, LocalSub, Out, Settings, CLOCK_SUBJECT};
@@ -214,10 +214,9 @@ impl Session {
                 ))
                 .await;
         }
-        if headers.is_some_and(|h| !h.starts_with(b"NATS/1.0")) {
-            return self
-                .error("Invalid Header: a header block starts with NATS/1.0")
-                .await;
+        if headers.is_some_and(|h| !proto::valid_headers(h)) {
+            let usage = "NATS/1.0 [status], then Name: value lines, then an empty line";
+            return self.error(&format!("Invalid Header: {usage}")).await;
         }
         let message = match Published::message(subject, reply, headers, payload, now_ms()) {
             Ok(message) => message,
@@ -362,11 +361,24 @@ impl Session {
     /// Leaves every subscription; dropping the session then drops the last sender of its
     /// receiver, which closes it.
     fn leave_all(&mut self) {
-        let subs: Vec<Sub> = self.subs.drain().map(|(_, sub)| sub).collect();
-        for sub in &subs {
-            self.leave(sub);
-        }
-        self.subscriber = None;
+        let Some(sender) = self.subscriber.take() else {
+            return;
+        };
+        let subscriptions: Vec<(Box<str>, Subscription)> = self
+            .subs
+            .drain()
+            .filter(|(_, sub)| &*sub.filter != CLOCK_SUBJECT)
+            .map(|(_, sub)| {
+                let subscription = Subscription {
+                    connection: self.id,
+                    local: sub.local,
+                    queue: sub.queue,
+                    sender: sender.clone(),
+                };
+                (sub.filter, subscription)
+            })
+            .collect();
+        self.broker.nats_unsubscribe_all(&subscriptions);
     }
 
     /// The connection's receiver's sender, made (and the receiver handed to the writer) on

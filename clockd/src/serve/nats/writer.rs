@@ -6,11 +6,13 @@
 //!   subscriptions match (see `interest.rs`); the writer finds the matching ones (exact
 //!   subjects by a map, wildcards by a scan) and writes one frame for each, with that
 //!   subscription's sid. A queue subscription gets the message only if the message picked it.
-//! * **A subscription is known to the writer before its first message.** The reader sends it
-//!   here before it joins the topic, so its first message is queued behind it; but the
-//!   writer takes runs of messages at once, and a run can reach past a subscription still
-//!   in the reader's queue. So a message that matches nothing makes the writer apply what
-//!   the reader queued, and look again.
+//! * **A subscription is known to the writer before its first message.** The reader queues
+//!   it here before it joins the topic (or publishes anything after it), so it is in the
+//!   reader's queue before any message that is meant for it reaches the receiver; the writer
+//!   takes runs of messages at once, so before routing each message it applies whatever the
+//!   reader queued (a check of the queue's length when it is empty). A message stamped just
+//!   before an `UNSUB` and a `SUB` of the same subject may so reach the new subscription:
+//!   both were live while it was in flight.
 //! * **Stamps.** A connection that said `"headers": true` in `CONNECT` gets every message as
 //!   `HMSG` with a `Clocked-Stamp: <stamp>` header, added after the status line of the
 //!   publisher's own headers (if any). Without headers, messages come as `MSG`, stamps left
@@ -305,18 +307,19 @@ impl Writer {
         if message.is_marker() {
             return Ok(());
         }
-        if !self.write_message(&message, stamp) {
-            // A subscription may be in the reader's queue still (see the module doc).
-            while let Ok(out) = self.outbox.try_recv() {
-                self.apply(out)?;
+        // A subscription this message is meant for may be in the reader's queue still.
+        while !self.outbox.is_empty() {
+            match self.outbox.try_recv() {
+                Ok(out) => self.apply(out)?,
+                Err(_) => break,
             }
-            self.write_message(&message, stamp);
         }
+        self.write_message(&message, stamp);
         Ok(())
     }
 
-    /// Writes `message` to each subscription it matches; `false` if it matches none.
-    fn write_message(&mut self, message: &Published, stamp: usize) -> bool {
+    /// Writes `message` to each subscription it matches.
+    fn write_message(&mut self, message: &Published, stamp: usize) {
         let subject = message.subject();
         self.matched.clear();
         if let Some(locals) = self.exact.get(subject) {
@@ -330,9 +333,6 @@ impl Writer {
             {
                 self.matched.push(local);
             }
-        }
-        if self.matched.is_empty() {
-            return false;
         }
         let connection = self.settings.connection;
         let picked = |local: u64| {
@@ -371,7 +371,6 @@ impl Writer {
                 self.expire(local);
             }
         }
-        true
     }
 
     /// Appends one `MSG` or `HMSG` frame.
@@ -419,13 +418,18 @@ impl Writer {
         }
         self.clock_sent = self.watermark;
         let payload = self.watermark.to_string();
-        for at in 0..self.clocks.len() {
-            let local = self.clocks[at];
-            let Some(sid) = self.subs.get(&local).map(|sub| sub.sid.clone()) else {
+        for local in self.clocks.clone() {
+            let Some(sub) = self.subs.get_mut(&local) else {
                 continue;
             };
+            sub.delivered += 1;
+            let done = sub.max.is_some_and(|max| sub.delivered >= max);
+            let sid = sub.sid.clone();
             let stamp = self.watermark;
             self.frame(CLOCK_SUBJECT, &sid, None, None, payload.as_bytes(), stamp);
+            if done {
+                self.expire(local);
+            }
         }
     }
 
