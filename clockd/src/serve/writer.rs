@@ -101,6 +101,9 @@ struct Writer {
     clock: bool,
     /// The last `CLOCK` line's stamp.
     clock_sent: usize,
+    /// The highest stamp of a delivery or `CLOCK` line written: everything for this
+    /// connection up to it has been written.
+    delivered_through: usize,
     /// Bytes formatted and not yet written.
     pending: Vec<u8>,
     /// Replays waiting for their marker, in the order the markers were sent.
@@ -139,6 +142,7 @@ pub async fn write_loop(
         stamps: false,
         clock: false,
         clock_sent: 0,
+        delivered_through: 0,
         pending: Vec::new(),
         catchups: VecDeque::new(),
         due: None,
@@ -235,10 +239,15 @@ impl Writer {
             None => Some(format!(
                 "no durable subscription to {topic} on this connection (SUB {topic} AS name)"
             )),
-            Some(durable) if stamp > durable.written => Some(format!(
-                "commit {stamp} is ahead of the last stamp delivered on {topic} ({})",
-                durable.written
-            )),
+            // Deliveries come in stamp order across the connection's topics: once stamp `s`
+            // of any topic (or `CLOCK s`) was written, every message up to `s` of this topic
+            // was too, so a commit up to it loses nothing.
+            Some(durable) if stamp > self.delivered_through.max(durable.written) => {
+                Some(format!(
+                    "commit {stamp} is ahead of the last stamp delivered on this connection ({})",
+                    self.delivered_through.max(durable.written)
+                ))
+            }
             // At or below the last commit: nothing to write.
             Some(durable) if stamp <= durable.committed => None,
             Some(durable) => {
@@ -371,6 +380,7 @@ impl Writer {
                 }
                 write_line_form(&mut self.pending, &message);
                 self.pending.push(b'\n');
+                self.delivered_through = self.delivered_through.max(stamp);
                 self.broker
                     .counters
                     .messages_out
@@ -380,6 +390,7 @@ impl Writer {
             // clock: a `CLOCK` line now would promise they were delivered.
             None if self.clock && stamp > self.clock_sent && self.holding.is_empty() => {
                 self.clock_sent = stamp;
+                self.delivered_through = self.delivered_through.max(stamp);
                 let _ = writeln!(self.pending, "CLOCK {stamp}");
             }
             None => {}
