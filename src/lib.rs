@@ -121,6 +121,8 @@ pub mod pipeline;
 mod read;
 mod receiver;
 mod registry;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod reorder;
 mod ring;
 mod select;

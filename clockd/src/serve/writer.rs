@@ -242,12 +242,10 @@ impl Writer {
             // Deliveries come in stamp order across the connection's topics: once stamp `s`
             // of any topic (or `CLOCK s`) was written, every message up to `s` of this topic
             // was too, so a commit up to it loses nothing.
-            Some(durable) if stamp > self.delivered_through.max(durable.written) => {
-                Some(format!(
-                    "commit {stamp} is ahead of the last stamp delivered on this connection ({})",
-                    self.delivered_through.max(durable.written)
-                ))
-            }
+            Some(durable) if stamp > self.delivered_through.max(durable.written) => Some(format!(
+                "commit {stamp} is ahead of the last stamp delivered on this connection ({})",
+                self.delivered_through.max(durable.written)
+            )),
             // At or below the last commit: nothing to write.
             Some(durable) if stamp <= durable.committed => None,
             Some(durable) => {

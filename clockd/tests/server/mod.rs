@@ -26,15 +26,14 @@ pub struct Broker {
 impl Broker {
     /// Starts `clockd serve` on port 0 with `extra` arguments and waits for its addresses.
     pub fn start(extra: &[&str]) -> Broker {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Starts `clockd serve` listening on `listen` (to restart one on the same port).
+    pub fn start_on(listen: &str, extra: &[&str]) -> Broker {
         let spill = tempfile::tempdir().expect("a temporary directory");
         let mut child = Command::new(env!("CARGO_BIN_EXE_clockd"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--monitor",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", "--listen", listen, "--monitor", "127.0.0.1:0"])
             .arg("--spill-dir")
             .arg(spill.path().join("spill"))
             .args(extra)
