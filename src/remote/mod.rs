@@ -10,7 +10,7 @@
 //!     .topic("orders")
 //!     .durable("billing") // resume after the last commit, across restarts of this program
 //!     .connect()?;
-//! for (message, stamp) in rx.iter() {
+//! for (message, stamp) in rx {
 //!     if let Some(message) = message {
 //!         println!("{stamp}: {} {}", message.topic, message.body);
 //!     }
