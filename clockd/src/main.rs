@@ -8,7 +8,8 @@
 //! clockd journal verify DIR                      every record's checksum
 //! clockd serve [--listen ADDR] [--monitor ADDR]  the broker (see `serve`)
 //! clockd status ADDR                             a running broker's metrics
-//! clockd bench [--protocol topics|redis] ...     pub/sub throughput and latency percentiles
+//! clockd bench [--protocol topics|redis|nats] ... pub/sub throughput and latency percentiles
+//! clockd replicate --from ADDR --to DIR --topic T  a follower journal of a broker's topics
 //! ```
 //!
 //! Everything but `rewind` only reads the journal and takes no lock, so it works while a
@@ -24,6 +25,7 @@ mod bench;
 mod journal;
 mod output;
 mod progress;
+mod replicate;
 mod serve;
 mod status;
 
@@ -50,6 +52,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Load a pub/sub server (clockd, or redis for comparison) and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Keep a follower journal of a broker's topics, resuming where it stopped.
+    Replicate(replicate::ReplicateArgs),
 }
 
 /// How a command ended, when it did not fail.
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Status(args) => status::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Replicate(args) => replicate::run(args),
     };
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

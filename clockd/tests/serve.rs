@@ -151,7 +151,7 @@ fn bad_lines_get_an_err_and_the_connection_goes_on() {
         ),
         (
             b"PING now\n",
-            "ERR usage: PING, QUIT and CLOSE take no arguments\n",
+            "ERR usage: PING, TIME, QUIT and CLOSE take no arguments\n",
         ),
     ];
     for (input, reply) in cases {

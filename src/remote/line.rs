@@ -14,6 +14,8 @@ pub(crate) enum Line<'a> {
     Clock(usize),
     /// `PONG`.
     Pong,
+    /// `TIME stamp`: the broker's clock.
+    Time(usize),
     /// `ERR reason`.
     Err(&'a str),
     /// Anything else (an `UPDATED` line would mean `STAMPS on` was not taken).
@@ -35,6 +37,12 @@ pub(crate) fn parse(line: &str) -> Line<'_> {
     if let Some(stamp) = line.strip_prefix("CLOCK ") {
         return match stamp.parse() {
             Ok(stamp) => Line::Clock(stamp),
+            Err(_) => Line::Other(line),
+        };
+    }
+    if let Some(stamp) = line.strip_prefix("TIME ") {
+        return match stamp.parse() {
+            Ok(stamp) => Line::Time(stamp),
             Err(_) => Line::Other(line),
         };
     }
@@ -71,6 +79,7 @@ mod tests {
         );
         assert_eq!(parse("CLOCK 9"), Line::Clock(9));
         assert_eq!(parse("PONG"), Line::Pong);
+        assert_eq!(parse("TIME 12"), Line::Time(12));
         assert_eq!(parse("ERR slow consumer"), Line::Err("slow consumer"));
         assert_eq!(parse("STAMPED x t m"), Line::Other("STAMPED x t m"));
         assert_eq!(parse("CLOCK -1"), Line::Other("CLOCK -1"));

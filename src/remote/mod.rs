@@ -38,8 +38,13 @@
 //! [`commit`](Remote::commit), then goes live. If the connection is lost, the bridge
 //! reconnects (for up to [`reconnect_for`](RemoteSubscriber::reconnect_for)) and subscribes
 //! the same way; the replay starts at the last commit, and the bridge drops what it already
-//! relayed (stamps only grow), so the local stream has no gap and nothing twice. Without
-//! `durable`, a lost connection ends the stream.
+//! relayed (stamps only grow), so the local stream has no gap and nothing twice.
+//! [`from`](RemoteSubscriber::from) reconnects the same way, resuming after the last stamp
+//! relayed (`SUB topic FROM stamp`). Otherwise a lost connection ends the stream.
+//!
+//! With several topics, the broker replays them one after the other: the bridge gathers
+//! the replays (everything before the subscription's `PONG`) in memory and relays them
+//! sorted by stamp. A single topic's replay is relayed as it comes.
 //!
 //! # When the broker is gone
 //!
@@ -52,13 +57,14 @@
 
 mod bridge;
 mod line;
+mod shared;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ClockedReceiver;
-use bridge::Shared;
+use shared::Shared;
 
 /// A message from a remote topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +115,7 @@ pub struct RemoteSubscriber {
     addr: String,
     topics: Vec<String>,
     durable: Option<String>,
+    from: Option<usize>,
     token: Option<String>,
     bound: usize,
     reconnect_for: Duration,
@@ -123,6 +130,7 @@ impl RemoteSubscriber {
             addr: addr.into(),
             topics: Vec::new(),
             durable: None,
+            from: None,
             token: None,
             bound: 1024,
             reconnect_for: Duration::from_secs(30),
@@ -141,6 +149,16 @@ impl RemoteSubscriber {
     /// [`commit`](Remote::commit), after a reconnect or a restart of this program.
     pub fn durable(mut self, name: impl Into<String>) -> Self {
         self.durable = Some(name.into());
+        self
+    }
+
+    /// Starts with the topics' history from `stamp` (`SUB topic FROM stamp`; the broker
+    /// needs `--data`), then goes live. Like a durable subscription it reconnects when its
+    /// connection is lost, resuming after the last stamp it relayed; unlike one, the broker
+    /// keeps no position for it: the caller does (a follower keeps it in its own journal).
+    /// Ignored with [`durable`](Self::durable).
+    pub fn from(mut self, stamp: usize) -> Self {
+        self.from = Some(stamp.max(1));
         self
     }
 
@@ -164,8 +182,9 @@ impl RemoteSubscriber {
         self
     }
 
-    /// Silence after which the connection counts as lost, though the bridge `PING`s the
-    /// broker twice meanwhile (default 20 s).
+    /// Silence after which the connection counts as lost: after half of it the bridge
+    /// `PING`s the broker, and if the other half passes without a line, it is lost (default
+    /// 20 s; time the bridge waits for room in the local receiver does not count).
     pub fn liveness(mut self, silence: Duration) -> Self {
         self.liveness = silence.max(Duration::from_millis(10));
         self
@@ -224,26 +243,75 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// Stores that everything up to `stamp` (a message's or a watermark's) was processed:
-    /// a durable subscription resumes after it. Returns once the broker stored it.
+    /// Tells the broker that everything up to `stamp` (a message's or a watermark's) was
+    /// processed: a durable subscription resumes after it. Does not wait for the broker to
+    /// store it (the bridge may be waiting for room in the receiver this thread reads); the
+    /// broker stores commits in order, and a refused one is returned by the next call.
+    /// [`commit_and_wait`](Self::commit_and_wait) waits.
     ///
     /// # Errors
     ///
-    /// [`NotDurable`](RemoteError::NotDurable), [`Refused`](RemoteError::Refused) (a stamp
-    /// ahead of what was delivered), [`Disconnected`](RemoteError::Disconnected) if the
+    /// [`NotDurable`](RemoteError::NotDurable); [`Refused`](RemoteError::Refused) for an
+    /// earlier commit the broker refused; [`Disconnected`](RemoteError::Disconnected) if the
     /// connection is down (commit again once it is back: the replay restarts at the last
-    /// stored commit), [`Timeout`](RemoteError::Timeout).
+    /// stored commit, and what was relayed already is not relayed again).
     pub fn commit(&self, stamp: usize) -> Result<(), RemoteError> {
+        let lines = self.commit_lines(stamp)?;
+        if let Some(why) = self.shared.take_commit_refusal() {
+            return Err(RemoteError::Refused(why));
+        }
+        match lines {
+            Some(lines) => self.shared.send_unchecked(&lines),
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`commit`](Self::commit), and returns once the broker stored it (synced, with
+    /// `--durability batch`). The broker answers after every line it sent before, so this
+    /// waits until the bridge has relayed them: call it from a thread other than the one that
+    /// reads the receiver, or once the receiver has room for what is in flight.
+    ///
+    /// # Errors
+    ///
+    /// As [`commit`](Self::commit), and [`Timeout`](RemoteError::Timeout).
+    pub fn commit_and_wait(&self, stamp: usize) -> Result<(), RemoteError> {
+        match self.commit_lines(stamp)? {
+            Some(lines) => self.shared.request(&lines, self.config.timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// The `COMMIT` lines for `stamp`, capped at the highest stamp read on this connection
+    /// (after a reconnect the broker refuses a commit above what it delivered since; a lower
+    /// commit only replays a little more, which the bridge drops). `None`: nothing to commit.
+    fn commit_lines(&self, stamp: usize) -> Result<Option<String>, RemoteError> {
         if self.config.durable.is_none() {
             return Err(RemoteError::NotDurable);
         }
-        let lines: String = self
+        let stamp = stamp.min(self.shared.seen());
+        if stamp == 0 {
+            return Ok(None);
+        }
+        let lines = self
             .config
             .topics
             .iter()
             .map(|topic| format!("COMMIT {topic} {stamp}\n"))
             .collect();
-        self.shared.request(&lines, self.config.timeout)
+        Ok(Some(lines))
+    }
+
+    /// The broker's clock now (`TIME`): with the last stamp received, how far behind this
+    /// subscription is.
+    ///
+    /// # Errors
+    ///
+    /// As [`commit`](Self::commit), but for `NotDurable`.
+    pub fn broker_clock(&self) -> Result<usize, RemoteError> {
+        self.shared.request("TIME\n", self.config.timeout)?;
+        self.shared
+            .broker_clock()
+            .ok_or_else(|| RemoteError::Refused("no TIME answer".into()))
     }
 
     /// Why the stream ended, if it did.

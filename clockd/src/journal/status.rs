@@ -79,7 +79,19 @@ fn to_json(args: &Args, status: &JournalStatus) -> serde_json::Value {
         "gaps": status.gaps,
         "torn_tail_bytes": status.torn_tail_bytes,
         "receivers": receivers,
+        "follower": follower(status).map(|(leader, lag)| json!({"leader_clock": leader, "lag": lag})),
     })
+}
+
+/// A follower journal's (`clockd replicate`) leader clock as last saved, and how far this
+/// journal's clock is behind it.
+fn follower(status: &JournalStatus) -> Option<(usize, usize)> {
+    let leader = status
+        .receivers
+        .iter()
+        .find(|r| r.name == crate::replicate::LEADER_CLOCK)?
+        .committed;
+    Some((leader, leader.saturating_sub(status.clock)))
 }
 
 /// The table, one string per line.
@@ -109,6 +121,12 @@ fn table(args: &Args, status: &JournalStatus) -> Vec<String> {
             count(status.messages, "message"),
         ),
     ];
+    if let Some((leader, lag)) = follower(status) {
+        lines.push(format!(
+            "follower (clockd replicate): leader at stamp {leader} when last asked, this journal at {}, {lag} behind",
+            status.clock
+        ));
+    }
     if status.unnamed_messages > 0 {
         lines.push(format!(
             "{} messages for receivers whose name record is lost",

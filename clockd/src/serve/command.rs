@@ -13,6 +13,7 @@
 //! CLOCK on|off              also receive `CLOCK stamp` lines (the watermark)
 //! STAMPS on|off             deliveries become `STAMPED stamp topic message`
 //! PING                      answered by PONG
+//! TIME                      answered by `TIME stamp`: the broker's clock now
 //! AUTH token                first command when the server runs with --token
 //! QUIT | CLOSE              close the connection
 //! ```
@@ -91,6 +92,8 @@ pub enum Command<'a> {
     Stamps(bool),
     /// `PING`
     Ping,
+    /// `TIME`
+    Time,
     /// `AUTH token`
     Auth(&'a str),
     /// `QUIT` or `CLOSE`
@@ -208,10 +211,15 @@ pub fn parse(line: &str) -> Result<Command<'_>, ParseError> {
     }
     let bare = |command| match rest {
         None => Ok(command),
-        Some(_) => Err(ParseError::Usage("PING, QUIT and CLOSE take no arguments")),
+        Some(_) => Err(ParseError::Usage(
+            "PING, TIME, QUIT and CLOSE take no arguments",
+        )),
     };
     if verb_is("PING") {
         return bare(Command::Ping);
+    }
+    if verb_is("TIME") {
+        return bare(Command::Time);
     }
     if verb_is("QUIT") || verb_is("CLOSE") {
         return bare(Command::Quit);
@@ -324,6 +332,8 @@ mod tests {
         assert_eq!(parse("CLOCK on"), Ok(Command::Clock(true)));
         assert_eq!(parse("stamps OFF"), Ok(Command::Stamps(false)));
         assert_eq!(parse("PING"), Ok(Command::Ping));
+        assert_eq!(parse("time"), Ok(Command::Time));
+        assert!(parse("TIME now").is_err());
         assert_eq!(parse("CLOSE"), Ok(Command::Quit));
         assert_eq!(
             parse("AUTH s3cret token"),

@@ -165,6 +165,12 @@ impl Session {
         match command {
             Command::Empty | Command::Auth(_) => true,
             Command::Ping => self.send(Out::Line("PONG\n".into())).await,
+            // Through the reply queue: ahead of deliveries the receiver still holds, so a
+            // client can tell how far behind it is.
+            Command::Time => {
+                let clock = self.broker.dispatcher().stats().clock;
+                self.send(Out::Line(format!("TIME {clock}\n"))).await
+            }
             Command::Quit => {
                 self.close(None).await;
                 false
