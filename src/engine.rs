@@ -435,8 +435,8 @@ impl<T> Engine<T> {
     }
 
     /// `skip_through`: releases what the window holds up to `through`, the gaps between as
-    /// stamps without data, and moves the released clock to `through`. O(what is held), not
-    /// O(stamps skipped): a bridge that skips a million stamps of other traffic pays once.
+    /// stamps without data, and moves the released clock to `through`. O(the window's span),
+    /// not O(stamps skipped): a bridge that skips a million stamps of other traffic pays once.
     fn skip(&mut self, through: usize) {
         if through <= self.window.released() {
             return;

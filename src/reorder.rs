@@ -86,7 +86,7 @@ impl<E> ReorderWindow<E> {
 
     /// Releases what is held at or below `through`, in stamp order, skipping the gaps, and
     /// moves the released stamp to `through` (if it is ahead): every stamp up to it is
-    /// accounted for. O(held), whatever the distance skipped.
+    /// accounted for. O(span of the window below `through`), whatever the distance skipped.
     pub(crate) fn skip_through(&mut self, through: usize, mut release: impl FnMut(usize, E)) {
         while self.released < through {
             let Some(slot) = self.slots.pop_front() else {

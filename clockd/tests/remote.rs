@@ -106,15 +106,17 @@ fn a_durable_stream_resumes_after_a_broker_crash_without_gaps_or_duplicates() {
     let data = data.to_str().unwrap();
     let broker = Broker::start(&["--data", data]);
     let listen = broker.addr.to_string();
+    // Two topics: the broker replays them one after the other; the stream stays in order.
     let (rx, remote) = RemoteSubscriber::new(listen.clone())
         .topic("jobs")
+        .topic("more")
         .durable("worker")
         .reconnect_for(WAIT)
         .connect()
         .expect("connects");
     let mut publisher = broker.connect();
     for i in 0..100 {
-        publisher.send(&format!("PUB jobs j{i}"));
+        publisher.send(&format!("PUB {} j{i}", ["jobs", "more"][i % 2]));
     }
     publisher.sync();
     let first = data_bodies(&rx, 50);
@@ -127,7 +129,7 @@ fn a_durable_stream_resumes_after_a_broker_crash_without_gaps_or_duplicates() {
     let broker = Broker::start_on(&listen, &["--data", data]);
     let mut publisher = broker.connect();
     for i in 100..200 {
-        publisher.send(&format!("PUB jobs j{i}"));
+        publisher.send(&format!("PUB {} j{i}", ["jobs", "more"][i % 2]));
     }
     publisher.sync();
     let rest = data_bodies(&rx, 150);

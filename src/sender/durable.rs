@@ -83,7 +83,8 @@ impl<T> ClockedSender<T> {
     /// [`flush`](Self::flush).
     pub(crate) fn mark_sent(&self, mark: usize) {
         if self.link.shared.journal.is_some() {
-            self.last_sent.store(mark as u64 + 1, Ordering::Relaxed);
+            // A max, not a store: a skip below an earlier forward must not lower it.
+            self.last_sent.fetch_max(mark as u64 + 1, Ordering::Relaxed);
         }
     }
 
@@ -123,7 +124,8 @@ impl<T: Clone> ClockedBroadcaster<T> {
     /// [`flush`](Self::flush).
     pub(crate) fn mark_sent(&self, mark: usize) {
         if self.link.shared.journal.is_some() {
-            self.last_sent.store(mark as u64 + 1, Ordering::Relaxed);
+            // A max, not a store: a skip below an earlier forward must not lower it.
+            self.last_sent.fetch_max(mark as u64 + 1, Ordering::Relaxed);
         }
     }
 
