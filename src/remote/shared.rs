@@ -80,26 +80,43 @@ impl Shared {
     /// Waits for `PONG` number `ping` of connection `generation`: `Err` if an `ERR` came
     /// for it, the connection was lost, or `timeout` passed.
     fn wait(&self, ping: u64, generation: u64, timeout: Duration) -> Result<(), RemoteError> {
+        let outcome = self.wait_for(timeout, |state| {
+            if state.generation != generation {
+                return Some(Err(RemoteError::Disconnected("lost while waiting".into())));
+            }
+            if state.pongs < ping {
+                return None;
+            }
+            let refused = state
+                .refusals
+                .iter()
+                .position(|(answer, _)| *answer == ping);
+            Some(match refused {
+                Some(at) => Err(RemoteError::Refused(state.refusals.remove(at).1)),
+                None => Ok(()),
+            })
+        });
+        // Given up or answered: a late refusal of this request is nobody's.
+        self.lock().waited.retain(|&waited| waited != ping);
+        outcome.and_then(|answer| answer)
+    }
+
+    /// Waits (on `changed`) until `done` has an answer, or `timeout` passes.
+    fn wait_for<R>(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&mut State) -> Option<R>,
+    ) -> Result<R, RemoteError> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
-        let outcome = loop {
-            if state.generation != generation {
-                break Err(RemoteError::Disconnected("lost while waiting".into()));
-            }
-            if state.pongs >= ping {
-                let refused = state
-                    .refusals
-                    .iter()
-                    .position(|(answer, _)| *answer == ping);
-                break match refused {
-                    Some(at) => Err(RemoteError::Refused(state.refusals.remove(at).1)),
-                    None => Ok(()),
-                };
+        loop {
+            if let Some(answer) = done(&mut state) {
+                return Ok(answer);
             }
             let wait = match deadline {
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
-                    _ => break Err(RemoteError::Timeout),
+                    _ => return Err(RemoteError::Timeout),
                 },
                 None => Duration::from_secs(3600),
             };
@@ -108,10 +125,7 @@ impl Shared {
                 .wait_timeout(state, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
-        };
-        // Given up or answered: a late refusal of this request is nobody's.
-        state.waited.retain(|&waited| waited != ping);
-        outcome
+        }
     }
 
     /// Sends `lines` and waits until the broker answered them.
@@ -221,28 +235,11 @@ impl Shared {
 
     /// Waits until the first handshake is over or the stream ended.
     pub(super) fn wait_ready(&self, timeout: Duration) -> Result<(), RemoteError> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
-        loop {
-            if let Some(why) = &state.ended {
-                return Err(why.clone());
-            }
-            if state.ready {
-                return Ok(());
-            }
-            let wait = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return Err(RemoteError::Timeout),
-                },
-                None => Duration::from_secs(3600),
-            };
-            state = self
-                .changed
-                .wait_timeout(state, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        let answer = self.wait_for(timeout, |state| match &state.ended {
+            Some(why) => Some(Err(why.clone())),
+            None => state.ready.then_some(Ok(())),
+        });
+        answer.and_then(|answer| answer)
     }
 
     /// A line stamped `stamp` was read.

@@ -186,8 +186,9 @@ pub async fn write_loop(
     // Whatever the reader still sends is dropped with the channel; its sends fail.
 }
 
-/// The next item of the connection's receiver; `None` once it is closed.
-async fn recv(
+/// The next item of the connection's receiver; `None` once it is closed; pending while
+/// there is no receiver yet. Shared by both protocols' writers.
+pub async fn recv(
     receiver: &mut Option<ClockedReceiver<Published>>,
 ) -> Option<(Option<Published>, usize)> {
     match receiver {

@@ -35,7 +35,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use super::super::broker::{Broker, Published};
-use super::super::writer::{too_slow, write_pending, Broken, WRITE_AT, WRITE_BATCH};
+use super::super::writer::{recv, too_slow, write_pending, Broken, WRITE_AT, WRITE_BATCH};
 use super::subject::matches;
 
 /// The header that carries a message's stamp.
@@ -185,16 +185,6 @@ pub async fn write_loop(
     if let Stop::Done = stop {
         let _ = writer.flush().await;
         let _ = writer.socket.shutdown().await;
-    }
-}
-
-/// The next item of the connection's receiver; pending until it has one.
-async fn recv(
-    receiver: &mut Option<ClockedReceiver<Published>>,
-) -> Option<(Option<Published>, usize)> {
-    match receiver {
-        Some(rx) => rx.recv_async().await.ok(),
-        None => std::future::pending().await,
     }
 }
 
