@@ -56,17 +56,23 @@ fn a_write_that_succeeds_applies_its_changes() {
 }
 
 /// Commits that come together share syncs: 8 receivers committing at once under `Batch` take
-/// far fewer syncs than commits, and every commit is applied.
+/// fewer syncs than commits (one that waited for another's sync rides on it), and every
+/// commit is applied. Without sharing, every commit syncs: exactly as many syncs as commits.
+/// (How many are shared depends on the disk and the scheduler: an earlier bound of three
+/// quarters failed 1 run in 3 on a fast disk, at 155 of 200.)
 #[test]
 fn concurrent_commits_share_syncs() {
     let dir = tempfile::tempdir().unwrap();
     let journal = std::sync::Arc::new(open_with(dir.path(), Durability::Batch));
     let (threads, each) = (8u64, 25u64);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(threads as usize));
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let journal = journal.clone();
+            let start = start.clone();
             let (id, _) = journal.id_for(&format!("r{t}"));
             std::thread::spawn(move || {
+                start.wait(); // all at once
                 for stamp in 1..=each {
                     journal.commit(id, stamp).unwrap();
                 }
@@ -80,7 +86,7 @@ fn concurrent_commits_share_syncs() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(syncs >= 1);
     assert!(
-        syncs * 4 <= threads * each * 3,
+        syncs < threads * each,
         "{syncs} syncs for {} commits",
         threads * each
     );
