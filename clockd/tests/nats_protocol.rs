@@ -237,6 +237,8 @@ fn unsub_with_a_maximum_ends_after_that_many_messages() {
     assert_eq!(got, want, "sid 1 got 3, sid 2 all 5");
     // Later `UNSUB 2 0`-style limits already reached end at once.
     sub.send(b"UNSUB 2 1\r\n");
+    // The UNSUB must be in effect before the publish, which comes on another connection.
+    assert_eq!(sub.sync(), Vec::<String>::new());
     publisher.send(b"PUB n 1\r\nz\r\nPUB done 0\r\n\r\n");
     let (line, _) = sub.msg();
     assert!(line.starts_with("MSG done"), "nothing for n: {line}");
