@@ -52,7 +52,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::cell::UnsafeCell;
-use crate::sync::{Arc, Parker, Unparker};
+use crate::sync::{Arc, Backoff, Parker, Unparker};
 
 /// The state both ends share.
 struct Ring<T> {
@@ -181,11 +181,20 @@ impl<T> RingWriter<T> {
     /// Appends `value`, parking while the ring is full; gives it back if the reader goes
     /// away first.
     pub(crate) fn push_blocking(&mut self, mut value: T) -> Result<(), T> {
+        let backoff = Backoff::new();
         loop {
             match self.try_push(value) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Gone(value)) => return Err(value),
                 Err(Refused::Full(back)) => value = back,
+            }
+            // A reader draining a full ring frees a slot within a moment: spin (then yield) a
+            // little first. Parking at once made a park and an unpark per message while the
+            // ring stayed full, the reader freeing one slot at a time (two futex calls and a
+            // context switch each).
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
             }
             let ring = &*self.ring;
             ring.writer_waiting.store(true, Ordering::Relaxed);
