@@ -31,7 +31,10 @@
 //! # Blocking the writer
 //!
 //! The writer may wait for room ([`RingWriter::push_blocking`]); the reader never waits here
-//! (it waits on the dispatcher's clock, see `crate::clock`). The handshake is a Dekker pair:
+//! (it waits on the dispatcher's clock, see `crate::clock`). The writer first spins, then
+//! yields, for a moment (crossbeam's `Backoff`, as crossbeam's channels do): a reader draining
+//! a full ring frees a slot at a time, and parking at once cost a park and an unpark per message
+//! (BENCHMARKS.md, "Where wall-clock time went"). Then it parks. The handshake is a Dekker pair:
 //! the writer stores `writer_waiting`, fences, re-loads `head`; the reader stores `head`,
 //! fences, loads `writer_waiting`. The two `fence(SeqCst)` are totally ordered, so either the
 //! writer sees the room or the reader sees the flag and unparks it (a parker keeps the token,
