@@ -33,7 +33,7 @@ trees=(head)
 if [ -n "$rev" ]; then
   worktree="$out/tree"
   git worktree add --detach --quiet "$worktree" "$rev"
-  # The probe uses only the 4.0.2 API, so the older tree can build it as it is.
+  # The probe uses only API older than issue 17 (see its doc), so the older tree builds it.
   cp examples/contention.rs "$worktree/examples/contention.rs"
   (cd "$worktree" && CARGO_TARGET_DIR="$out/target" cargo build --release --quiet --example contention)
   cp "$out/target/release/examples/contention" "$out/bin.rev"

@@ -18,6 +18,16 @@
 use std::thread;
 use std::time::Instant;
 
+/// Reads from `rx` until `n` data messages came (watermarks are skipped).
+fn read_data(rx: &clocked_dispatch::ClockedReceiver<u64>, n: u64) {
+    let mut got = 0;
+    while got < n {
+        if let (Some(_), _) = rx.recv().expect("its senders alive") {
+            got += 1;
+        }
+    }
+}
+
 /// One sender, one receiver (the measured pair), plus `extra` receivers with a sender each
 /// that never sends: `parked` ones wait in `recv` (and so are woken as the clock moves),
 /// others are never read.
@@ -41,12 +51,7 @@ fn pair_with(extra: usize, parked: bool, n: u64) {
             tx.send(i).expect("receiver alive");
         }
     });
-    let mut got = 0;
-    while got < n {
-        if let (Some(_), _) = rx.recv().expect("sender alive") {
-            got += 1;
-        }
-    }
+    read_data(&rx, n);
     sender.join().expect("sender panicked");
     drop(senders);
     for reader in readers {
@@ -62,14 +67,7 @@ fn pairs(pairs: u64, n: u64) {
         for i in 0..pairs {
             let (tx, rx) = d.new(format!("tx{i}"), format!("rx{i}"));
             s.spawn(move || (0..per).for_each(|i| tx.send(i).expect("receiver alive")));
-            s.spawn(move || {
-                let mut got = 0;
-                while got < per {
-                    if let (Some(_), _) = rx.recv().expect("sender alive") {
-                        got += 1;
-                    }
-                }
-            });
+            s.spawn(move || read_data(&rx, per));
         }
     });
 }
@@ -94,12 +92,7 @@ fn forward(n: u64) {
                 }
             });
         }
-        let mut got = 0;
-        while got < n {
-            if let (Some(_), _) = rx.recv().expect("forwarders alive") {
-                got += 1;
-            }
-        }
+        read_data(&rx, n);
     });
 }
 

@@ -191,10 +191,7 @@ impl<T> RingWriter<T> {
                 Err(Refused::Gone(value)) => return Err(value),
                 Err(Refused::Full(back)) => value = back,
             }
-            // A reader draining a full ring frees a slot within a moment: spin (then yield) a
-            // little first. Parking at once made a park and an unpark per message while the
-            // ring stayed full, the reader freeing one slot at a time (two futex calls and a
-            // context switch each).
+            // Spin (then yield) before parking: see "Blocking the writer" in the module doc.
             if !backoff.is_completed() {
                 backoff.snooze();
                 continue;
