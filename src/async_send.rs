@@ -165,7 +165,7 @@ impl<T> SendFuture<'_, T> {
             return Poll::Ready(verdict);
         }
         let key = *self.clock_key.get_or_insert_with(task_key);
-        self.shared().clock.sleep_task(key, cx.waker());
+        self.shared().clock.forwarders.sleep_task(key, cx.waker());
         match verdict(self.shared()) {
             Some(verdict) => Poll::Ready(verdict),
             None => Poll::Pending,
@@ -368,7 +368,7 @@ impl<T: Clone> std::fmt::Debug for MulticastFuture<'_, T> {
 impl<T> Drop for SendFuture<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.clock_key.take() {
-            self.shared().clock.wake(key);
+            self.shared().clock.forwarders.unregister(key);
         }
     }
 }

@@ -2,12 +2,14 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::dispatcher::Dispatcher;
 use crate::engine::journaling::EngineJournal;
+use crate::engine::waking::DEFAULT_WAKE_INTERVAL;
 use crate::engine::Engine;
 use crate::error::{BuildError, CapacityError, JournalError, SpillSetupError};
 use crate::intake::Envelope;
@@ -58,6 +60,7 @@ pub struct Builder {
     inbox_capacity: Option<usize>,
     seed: usize,
     reorder_window: usize,
+    wake_interval: Duration,
     thread_name: String,
     spill_to: Option<PathBuf>,
     memory_capacity: Option<usize>,
@@ -77,6 +80,7 @@ impl Default for Builder {
             inbox_capacity: None,
             seed: 0,
             reorder_window: DEFAULT_REORDER_WINDOW,
+            wake_interval: DEFAULT_WAKE_INTERVAL,
             thread_name: "clocked-dispatch".to_string(),
             spill_to: None,
             memory_capacity: None,
@@ -152,6 +156,38 @@ impl Builder {
     /// [`try_forward`](crate::ClockedSender::try_forward).
     pub fn reorder_window(mut self, stamps: usize) -> Self {
         self.reorder_window = stamps.max(1);
+        self
+    }
+
+    /// How often, at most, a receiver blocked in a read (`recv`, a `Select`, `recv_async`) is
+    /// woken only because the clock moved, while the dispatcher is busy (default
+    /// [`DEFAULT_WAKE_INTERVAL`], 1 ms; capped at an hour).
+    ///
+    /// Data is never held back: a receiver that gets a message is woken for it at once. And a
+    /// read that *looks* sees the clock as soon as it moves; only waking a read that sleeps is
+    /// paced. So a receiver blocked in `recv` while the others' traffic flows returns
+    /// `(None, t)` within this interval of the clock's move (the first move after a quiet
+    /// interval wakes it at once), instead of at every batch. That is what keeps many receivers
+    /// blocked in `recv` from taking the cores the traffic needs (BENCHMARKS.md). `Duration::ZERO`
+    /// wakes them at every batch the dispatcher ends with an empty intake, as before 5.0's
+    /// pacing; a pipeline whose stages are driven by watermarks may want it shorter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let d = clocked_dispatch::Builder::new()
+    ///     .bound(16)
+    ///     .watermark_wake_interval(Duration::from_micros(200))
+    ///     .build::<u32>();
+    /// let (tx, _rx) = d.new("tx", "rx");
+    /// let (_tx_b, rx_b) = d.new("tx_b", "rx_b");
+    /// let waiter = std::thread::spawn(move || rx_b.recv());
+    /// tx.send(7).unwrap();
+    /// // b learns that stamp 1 passed it by.
+    /// assert_eq!(waiter.join().unwrap(), Ok((None, 1)));
+    /// ```
+    pub fn watermark_wake_interval(mut self, interval: Duration) -> Self {
+        self.wake_interval = interval.min(Duration::from_secs(3600));
         self
     }
 
@@ -478,6 +514,7 @@ impl Builder {
             control_rx,
             self.seed,
             engine_journal,
+            self.wake_interval,
         );
         let thread = thread::Builder::new()
             .name(self.thread_name)

@@ -83,6 +83,7 @@ mod gathering;
 pub(crate) mod journaling;
 mod multicast;
 mod waiting;
+pub(crate) mod waking;
 
 use crate::intake::queue::{IntakeReceiver, Taken};
 use crate::stats::DispatcherStats;
@@ -90,16 +91,13 @@ use crate::sync::channel::Receiver;
 use crate::sync::Arc;
 use closing::PendingClose;
 use journaling::EngineJournal;
+use waking::Wakes;
 
 /// How often the dispatcher wakes, while a spilling receiver's disk is failing, to retry it.
 const RETRY_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Data messages handled per wake-up before the clock is published.
 const BATCH: usize = 256;
-
-/// While the intake stays busy, sleeping receivers are woken after at most this many batches
-/// (and at once when it empties, or before the dispatcher blocks).
-const WAKE_EVERY: u32 = 8;
 
 /// What [`Engine::next_message`] found.
 enum Next<T> {
@@ -155,10 +153,8 @@ pub(crate) struct Engine<T> {
     archives: HashMap<GroupId, JournalId>,
     /// Counts not yet added to the shared counters.
     local: DispatcherStats,
-    /// Whether the clock moved since sleepers were last woken.
-    unwoken: bool,
-    /// Batches since sleepers were last woken.
-    batches_unwoken: u32,
+    /// The wake-ups owed to sleeping receivers (see [`waking`]).
+    wakes: Wakes,
     /// Receivers delivered to in this batch (each once): woken for their data even when the
     /// clock's wake-up is deferred.
     delivered: Vec<ReceiverId>,
@@ -187,6 +183,7 @@ impl<T> Engine<T> {
         control: Receiver<Control<T>>,
         seed: usize,
         journal: Option<EngineJournal<T>>,
+        wake_interval: std::time::Duration,
     ) -> Self {
         let window = ReorderWindow::new(seed, shared.reorder_window);
         Engine {
@@ -210,8 +207,7 @@ impl<T> Engine<T> {
             archives: HashMap::new(),
             failing_spills: Vec::new(),
             local: DispatcherStats::default(),
-            unwoken: false,
-            batches_unwoken: 0,
+            wakes: Wakes::new(wake_interval),
             delivered: Vec::new(),
             batch_no: 0,
             journal,
@@ -222,8 +218,13 @@ impl<T> Engine<T> {
     pub(crate) fn run(mut self) {
         loop {
             self.end_batch();
-            // With a failing disk, buffered records are retried even if no message comes.
-            let timeout = (!self.dirty.is_empty()).then_some(RETRY_TICK);
+            // With a failing disk, buffered records are retried even if no message comes; an
+            // owed wake-up is paid by its deadline even if none comes.
+            let retry = (!self.dirty.is_empty()).then_some(RETRY_TICK);
+            let timeout = match (retry, self.wakes.time_left()) {
+                (Some(retry), Some(left)) => Some(retry.min(left)),
+                (retry, left) => retry.or(left),
+            };
             match self.next_message(timeout) {
                 Next::End => break,
                 Next::TimedOut => continue,
@@ -252,14 +253,11 @@ impl<T> Engine<T> {
     fn end_batch(&mut self) {
         // The batch took from the intake: senders waiting for room may go on.
         self.data.wake_producers();
-        // Waking sleepers costs a futex call each. A busy dispatcher (more messages already
-        // queued) defers it for a few batches, so that a receiver asleep is woken once for
-        // several batches instead of once per batch (which a fast dispatcher, making small
-        // batches, would otherwise pay per message: fanout with parked receivers, pairs16).
-        // It wakes them at once when it runs out of work, and before it blocks on an inbox.
-        let wake = self.data.len() == 0 || self.batches_unwoken >= WAKE_EVERY;
-        self.publish_through(self.stamp.max(self.window.released()), wake);
-        if !wake && !self.delivered.is_empty() {
+        // Waking sleepers costs a futex call each: clock-only wake-ups are paced (see
+        // `waking`), data wake-ups are not.
+        let due = self.wakes.due(self.data.len() == 0);
+        let woke = self.publish_through(self.stamp.max(self.window.released()), due);
+        if !woke && !self.delivered.is_empty() {
             // Receivers with new data do not wait for the deferred wake-up. The fence orders
             // this batch's pushes before the loads of their `asleep` flags.
             crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
@@ -282,9 +280,10 @@ impl<T> Engine<T> {
         }
     }
 
-    /// Flushes spill buffers, then publishes `stamp` (if newer); if `wake`, unparks the
-    /// receivers that sleep (owed since an earlier publish, if any).
-    fn publish_through(&mut self, stamp: usize, wake: bool) {
+    /// Flushes spill buffers, then publishes `stamp` (if newer) and wakes forwarders; wakes
+    /// the readers that sleep if `due` and their interval allows (see [`waking`]). Returns
+    /// whether it woke them.
+    fn publish_through(&mut self, stamp: usize, due: bool) -> bool {
         // Journaled: written before delivered, and before the clock says it happened.
         self.settle_journal();
         self.flush_spills();
@@ -293,21 +292,12 @@ impl<T> Engine<T> {
             Some(journal) => journal.publishable(stamp),
             None => stamp,
         };
-        if stamp > self.published {
+        let advanced = stamp > self.published;
+        if advanced {
             self.published = stamp;
             self.shared.clock.advance(stamp);
-            self.unwoken = true;
         }
-        if !self.unwoken {
-            return;
-        }
-        if wake {
-            self.shared.clock.wake_sleepers();
-            self.unwoken = false;
-            self.batches_unwoken = 0;
-        } else {
-            self.batches_unwoken += 1;
-        }
+        self.wakes.after_publish(&self.shared.clock, advanced, due)
     }
 
     /// Writes every dirty spill buffer to disk.
@@ -568,6 +558,7 @@ impl<T> Engine<T> {
         self.stage(self.stamp.max(last_released), Held::Nothing, None);
         self.drain_journal();
         self.publish_through(self.stamp.max(last_released), true);
+        self.wakes.wake_readers(&self.shared.clock);
         for inbox in self.slots.take_all_inboxes() {
             inbox.close(self.published);
         }

@@ -322,12 +322,23 @@ impl<T> InboxWriter<T> {
         }
     }
 
-    /// Pushes, waiting for room; gives the payload back if the receiver goes away meanwhile.
-    pub(crate) fn push_blocking(&mut self, item: Stamped<T>) -> Result<(), Stamped<T>> {
-        if !self.wait_caught_up() {
-            return Err(item);
+    /// Pushes, waiting for room; gives the payload back if the receiver goes away meanwhile
+    /// ([`PushError::Gone`]) or `deadline` passes while it is full ([`PushError::Full`]).
+    pub(crate) fn push_blocking(
+        &mut self,
+        item: Stamped<T>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), PushError<T>> {
+        match self.wait_caught_up(deadline) {
+            Ok(()) => {}
+            Err(Refused::Gone(())) => return Err(PushError::Gone(item)),
+            Err(Refused::Full(())) => return Err(PushError::Full(item)),
         }
-        self.queue.push_blocking(item)?;
+        match self.queue.push_blocking(item, deadline) {
+            Ok(()) => {}
+            Err(Refused::Gone(item)) => return Err(PushError::Gone(item)),
+            Err(Refused::Full(item)) => return Err(PushError::Full(item)),
+        }
         self.count_pushed();
         Ok(())
     }

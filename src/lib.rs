@@ -144,6 +144,7 @@ pub use builder::{
     MAX_PREALLOCATED_BYTES,
 };
 pub use dispatcher::{Dispatcher, History};
+pub use engine::waking::DEFAULT_WAKE_INTERVAL;
 pub use error::{
     BuildError, CapacityError, HandleError, JournalError, Mode, RecvCheckedError, SendError,
     SendErrorKind, SpillSetupError,

@@ -3,6 +3,8 @@
 //! Every read is one [`InboxReader::poll`] (clock first, then inbox: see [`crate::inbox`]).
 //! A blocking read that finds nothing spins briefly (`Backoff`), then registers as a sleeper,
 //! polls once more, and parks until the dispatcher publishes a new clock, delivers, or closes.
+//! It skips the spin when its last answer was a watermark: it then waits for the clock, which
+//! the dispatcher wakes it for (paced while busy: see `Builder::watermark_wake_interval`).
 
 use std::cell::Cell;
 use std::fmt;
@@ -72,6 +74,9 @@ pub struct ClockedReceiver<T> {
     stashed: Cell<bool>,
     /// Whether the stashed item is a data message (for `Select`'s data-first scan).
     stash_is_data: Cell<bool>,
+    /// The stamp of the last watermark a blocking read returned: while it is still the last
+    /// answer, the next blocking read parks without spinning (see [`wait`](Self::wait)).
+    watermark_returned: Cell<Option<usize>>,
     /// Its key in the dispatcher's list of live receivers (for status queries).
     listed: u64,
     /// Whether a task's waker is registered for it (`async` feature).
@@ -110,6 +115,7 @@ impl<T> ClockedReceiver<T> {
             stash: Cell::new(None),
             stashed: Cell::new(false),
             stash_is_data: Cell::new(false),
+            watermark_returned: Cell::new(None),
             listed,
             #[cfg(feature = "async")]
             task_registered: Cell::new(false),
@@ -332,9 +338,9 @@ impl<T> ClockedReceiver<T> {
         let backoff = Backoff::new();
         loop {
             if let Some(ended) = self.poll(faults) {
-                return ended;
+                return self.returning(ended);
             }
-            if !backoff.is_completed() {
+            if !backoff.is_completed() && !self.waiting_for_the_clock() {
                 backoff.snooze();
                 continue;
             }
@@ -345,9 +351,27 @@ impl<T> ClockedReceiver<T> {
                 .inbox
                 .sleep(&self.shared.clock, timeout, || self.poll(faults))
             {
-                return ended;
+                return self.returning(ended);
             }
         }
+    }
+
+    /// Whether the last answer was a watermark a blocking read returned: the reader then
+    /// waits for the clock, which other receivers' traffic moves, and spinning for it would
+    /// only keep this thread runnable. With many receivers blocked in `recv` on a busy
+    /// dispatcher, their spinning (and yielding) took half of two cores from the traffic
+    /// (BENCHMARKS.md, "Where wall-clock time went"). A reader that last got data spins, as
+    /// more data is likely close behind.
+    fn waiting_for_the_clock(&self) -> bool {
+        self.watermark_returned.get() == Some(self.inbox.last_seen())
+    }
+
+    /// Notes a watermark answer for [`waiting_for_the_clock`](Self::waiting_for_the_clock).
+    fn returning(&self, ended: Ended<T>) -> Ended<T> {
+        if let Ended::Got((None, stamp)) = ended {
+            self.watermark_returned.set(Some(stamp));
+        }
+        ended
     }
 }
 

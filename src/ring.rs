@@ -50,9 +50,11 @@
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
+use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use crate::deadline::park_time;
 use crate::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use crate::sync::cell::UnsafeCell;
 use crate::sync::{Arc, Backoff, Parker, Unparker};
@@ -182,20 +184,27 @@ impl<T> RingWriter<T> {
     }
 
     /// Appends `value`, parking while the ring is full; gives it back if the reader goes
-    /// away first.
-    pub(crate) fn push_blocking(&mut self, mut value: T) -> Result<(), T> {
+    /// away first ([`Refused::Gone`]), or if `deadline` passes while the ring is still full
+    /// ([`Refused::Full`]).
+    pub(crate) fn push_blocking(
+        &mut self,
+        mut value: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), Refused<T>> {
         let backoff = Backoff::new();
         loop {
             match self.try_push(value) {
-                Ok(()) => return Ok(()),
-                Err(Refused::Gone(value)) => return Err(value),
                 Err(Refused::Full(back)) => value = back,
+                done => return done,
             }
             // Spin (then yield) before parking: see "Blocking the writer" in the module doc.
             if !backoff.is_completed() {
                 backoff.snooze();
                 continue;
             }
+            let Ok(timeout) = park_time(deadline) else {
+                return Err(Refused::Full(value));
+            };
             let ring = &*self.ring;
             ring.writer_waiting.store(true, Ordering::Relaxed);
             // Pairs with the reader's fence after its `head` store (module doc).
@@ -203,7 +212,10 @@ impl<T> RingWriter<T> {
             let head = ring.head.load(Ordering::Acquire);
             let full = self.tail.wrapping_sub(head) == ring.capacity;
             if full && !ring.reader_gone.load(Ordering::Acquire) {
-                self.parker.park();
+                match timeout {
+                    Some(timeout) => self.parker.park_timeout(timeout),
+                    None => self.parker.park(),
+                }
             }
             ring.writer_waiting.store(false, Ordering::Relaxed);
         }

@@ -9,6 +9,7 @@
 use crate::sync::Unparker;
 
 /// A thread to unpark or a task to wake.
+#[derive(Clone)]
 pub(crate) enum Waiter {
     Thread(Unparker),
     #[cfg(feature = "async")]

@@ -54,10 +54,7 @@ impl<T> Engine<T> {
                 // very reader we wait for).
                 self.publish_through(stamp - 1, true);
                 self.data.wake_producers();
-                match self.slot_mut(to).and_then(|slot| slot.inbox.as_mut()) {
-                    Some(inbox) => inbox.push_blocking(item).is_err(),
-                    None => true,
-                }
+                self.push_waiting(to, item)
             }
         };
         if gone {
@@ -72,6 +69,26 @@ impl<T> Engine<T> {
                     epoch,
                     after,
                 });
+            }
+        }
+    }
+
+    /// Waits for room in `to`'s full inbox and pushes `item`; true if the receiver is gone.
+    /// While it waits the readers' owed wake-up is paid by its deadline (see [`super::waking`]),
+    /// so a receiver that stalls the dispatcher does not keep the others asleep.
+    fn push_waiting(&mut self, to: ReceiverId, mut item: (T, usize)) -> bool {
+        loop {
+            let deadline = self.wakes.deadline();
+            let Some(inbox) = self.slot_mut(to).and_then(|slot| slot.inbox.as_mut()) else {
+                return true;
+            };
+            match inbox.push_blocking(item, deadline) {
+                Ok(()) => return false,
+                Err(PushError::Gone(_)) => return true,
+                Err(PushError::Full(back)) => {
+                    item = back;
+                    self.wakes.wake_readers(&self.shared.clock);
+                }
             }
         }
     }

@@ -59,6 +59,7 @@ use super::{InboxReader, InboxWriter, Polled, PushError, Pushed, Stamped};
 use crate::journal::frame::JournalId;
 use crate::journal::log::{Journal, Position, Written};
 use crate::journal::tail::{Tail, TailStart, Tailed};
+use crate::ring::Refused;
 use crate::spill::codec::DecodeFn;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Mutex;
@@ -240,15 +241,24 @@ impl<T> InboxWriter<T> {
         self.lag.as_mut().is_some_and(LagWriter::still_lagging)
     }
 
-    /// Waits until the reader has read the journal-only stretch, or is gone (false).
-    pub(super) fn wait_caught_up(&mut self) -> bool {
+    /// Waits until the reader has read the journal-only stretch (`Ok`); `Err(Refused::Gone)`
+    /// if it is gone, `Err(Refused::Full)` if `deadline` passes first.
+    pub(super) fn wait_caught_up(
+        &mut self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), Refused<()>> {
         while self.lagging() {
             if !self.flags.receiver_alive() {
-                return false;
+                return Err(Refused::Gone(()));
             }
-            std::thread::sleep(CATCH_UP_POLL);
+            match crate::deadline::park_time(deadline) {
+                Ok(left) => {
+                    std::thread::sleep(left.map_or(CATCH_UP_POLL, |l| l.min(CATCH_UP_POLL)))
+                }
+                Err(_) => return Err(Refused::Full(())),
+            }
         }
-        true
+        Ok(())
     }
 }
 

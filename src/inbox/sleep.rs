@@ -13,17 +13,17 @@ impl<T> InboxReader<T> {
     pub(crate) fn watch(&self, clock: &Clock, key: usize, unparker: &Unparker) {
         *self.flags.selector.lock() = Some(Waiter::Thread(unparker.clone()));
         self.flags.asleep.store(true, Ordering::Relaxed);
-        clock.sleep(key, unparker);
+        clock.readers.sleep(key, unparker);
     }
 
     /// Registers a task's `waker` for the next clock move or the close (see
-    /// [`Clock::sleep_task`]); the caller re-checks before it returns `Pending`. The key is
+    /// [`Sleepers::sleep_task`](crate::clock::Sleepers::sleep_task)); the caller re-checks before it returns `Pending`. The key is
     /// this inbox's own: one reader, one registration.
     #[cfg(feature = "async")]
     pub(crate) fn watch_task(&self, clock: &Clock, waker: &std::task::Waker) {
         *self.flags.selector.lock() = Some(Waiter::Task(waker.clone()));
         self.flags.asleep.store(true, Ordering::Relaxed);
-        clock.sleep_task(self.key(), waker);
+        clock.readers.sleep_task(self.key(), waker);
     }
 
     /// Removes what [`watch_task`](Self::watch_task) registered.
@@ -31,7 +31,7 @@ impl<T> InboxReader<T> {
     pub(crate) fn unwatch_task(&self, clock: &Clock) {
         self.flags.asleep.store(false, Ordering::Relaxed);
         *self.flags.selector.lock() = None;
-        clock.wake(self.key());
+        clock.readers.unregister(self.key());
     }
 
     /// This inbox's key among the clock's sleepers: its flags' address.
@@ -43,7 +43,7 @@ impl<T> InboxReader<T> {
     pub(crate) fn unwatch(&self, clock: &Clock, key: usize) {
         self.flags.asleep.store(false, Ordering::Relaxed);
         *self.flags.selector.lock() = None;
-        clock.wake(key);
+        clock.readers.unregister(key);
     }
 
     /// Parks until woken, having registered as a sleeper; `recheck` runs after registering and
@@ -58,7 +58,7 @@ impl<T> InboxReader<T> {
         let key = self.key();
         // Before the registration's fence: see `InboxFlags::wake_for_data`.
         self.flags.asleep.store(true, Ordering::Relaxed);
-        clock.sleep(key, self.parker.unparker());
+        clock.readers.sleep(key, self.parker.unparker());
         let ready = recheck();
         if ready.is_none() {
             match timeout {
@@ -66,7 +66,7 @@ impl<T> InboxReader<T> {
                 None => self.parker.park(),
             }
         }
-        clock.wake(key);
+        clock.readers.unregister(key);
         self.flags.asleep.store(false, Ordering::Relaxed);
         ready
     }

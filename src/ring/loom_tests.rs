@@ -31,7 +31,7 @@ fn blocking_writer_delivers_in_order() {
         let (mut writer, reader) = ring::<u32>(1);
         let producer = thread::spawn(move || {
             for value in 0..3 {
-                writer.push_blocking(value).expect("reader alive");
+                writer.push_blocking(value, None).expect("reader alive");
             }
         });
         let (got, _) = drain(&reader, 3);
@@ -48,7 +48,7 @@ fn runs_against_a_pushing_writer() {
         let (mut writer, reader) = ring::<u32>(2);
         let producer = thread::spawn(move || {
             for value in 0..3 {
-                writer.push_blocking(value).expect("reader alive");
+                writer.push_blocking(value, None).expect("reader alive");
             }
         });
         let mut got = Vec::new();
@@ -71,7 +71,7 @@ fn reader_leaving_wakes_a_parked_writer() {
         let (mut writer, reader) = ring::<u32>(1);
         writer.try_push(0).expect("room");
         let leaver = thread::spawn(move || drop(reader));
-        assert_eq!(writer.push_blocking(1), Err(1));
+        assert_eq!(writer.push_blocking(1, None), Err(Refused::Gone(1)));
         leaver.join().expect("leaver");
     });
 }

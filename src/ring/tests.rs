@@ -159,7 +159,24 @@ fn reader_gone_refuses_pushes() {
     writer.try_push(1).expect("room");
     drop(reader);
     assert_eq!(writer.try_push(2), Err(Refused::Gone(2)));
-    assert_eq!(writer.push_blocking(3), Err(3));
+    assert_eq!(writer.push_blocking(3, None), Err(Refused::Gone(3)));
+}
+
+#[test]
+fn a_deadline_gives_the_value_back_while_the_ring_stays_full() {
+    let (mut writer, reader) = ring(1);
+    writer.try_push(1).expect("room");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(20);
+    assert_eq!(
+        writer.push_blocking(2, Some(deadline)),
+        Err(Refused::Full(2))
+    );
+    assert!(std::time::Instant::now() >= deadline);
+    // Room made before the deadline: the push goes through.
+    assert_eq!(reader.try_pop(), Ok(1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    assert_eq!(writer.push_blocking(2, Some(deadline)), Ok(()));
+    assert_eq!(reader.try_pop(), Ok(2));
 }
 
 #[test]
@@ -205,7 +222,7 @@ fn blocking_writer_and_a_reader_thread_move_everything_in_order() {
         }
     });
     for value in 0..count {
-        writer.push_blocking(value).expect("reader alive");
+        writer.push_blocking(value, None).expect("reader alive");
     }
     drop(writer);
     assert_eq!(
@@ -222,6 +239,6 @@ fn a_writer_parked_for_room_wakes_when_the_reader_leaves() {
         std::thread::sleep(std::time::Duration::from_millis(20));
         drop(reader);
     });
-    assert_eq!(writer.push_blocking(2), Err(2));
+    assert_eq!(writer.push_blocking(2, None), Err(Refused::Gone(2)));
     leaver.join().expect("leaver");
 }
