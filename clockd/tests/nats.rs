@@ -28,6 +28,24 @@ async fn connect(url: &str) -> async_nats::Client {
     async_nats::connect(url).await.expect("async-nats connects")
 }
 
+/// A round trip through the broker: every subscription `client` made before is in effect
+/// when this returns, so a publish from another connection afterwards reaches it.
+/// async-nats's `flush` only writes the client's buffer to the socket (its flush observers
+/// are told when the write completes, not when the server answers), so it does not order a
+/// SUB before another connection's PUB: the mixed-order test lost its first messages to that
+/// race about once in 40 runs. A request to a subject nobody serves is answered by the
+/// broker ("no responders") after it has handled everything the connection sent before.
+async fn subscribed(client: &async_nats::Client) {
+    client.flush().await.expect("flush");
+    let answer = tokio::time::timeout(WAIT, client.request("sync.nobody.serves", "".into()))
+        .await
+        .expect("the broker answers in time");
+    assert!(
+        answer.is_err(),
+        "nobody serves the sync subject: {answer:?}"
+    );
+}
+
 /// The next message of `sub`, or a failed test after [`WAIT`].
 async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(WAIT, sub.next())
@@ -56,7 +74,7 @@ async fn wildcards_route_and_every_message_carries_its_stamp() {
     let mut star = client.subscribe("orders.*").await.unwrap();
     let mut full = client.subscribe("orders.>").await.unwrap();
     let mut exact = client.subscribe("orders.eu").await.unwrap();
-    client.flush().await.unwrap();
+    subscribed(&client).await;
     let publisher = connect(&url).await;
     for subject in ["orders.eu", "orders.us.east", "orders.us", "other"] {
         publisher.publish(subject, subject.into()).await.unwrap();
@@ -118,12 +136,12 @@ async fn a_queue_group_splits_a_stream_between_its_members() {
     for _ in 0..3 {
         let client = connect(&url).await;
         let sub = client.queue_subscribe("work", "q".into()).await.unwrap();
-        client.flush().await.unwrap();
+        subscribed(&client).await;
         members.push((client, sub));
     }
     let watcher = connect(&url).await;
     let mut everything = watcher.subscribe("work").await.unwrap();
-    watcher.flush().await.unwrap();
+    subscribed(&watcher).await;
     let publisher = connect(&url).await;
     for i in 0..300 {
         publisher
@@ -171,7 +189,7 @@ async fn requests_get_replies_and_nobody_serving_is_reported_at_once() {
     let (broker, url) = start(&[]);
     let responder = connect(&url).await;
     let mut service = responder.subscribe("svc.upper").await.unwrap();
-    responder.flush().await.unwrap();
+    subscribed(&responder).await;
     let serving = tokio::spawn(async move {
         for _ in 0..3 {
             let request = next(&mut service).await;
@@ -185,7 +203,10 @@ async fn requests_get_replies_and_nobody_serving_is_reported_at_once() {
     // connections, and still makes no topic.
     let watcher = connect(&url).await;
     let mut replies = watcher.subscribe("_INBOX.>").await.unwrap();
-    watcher.flush().await.unwrap();
+    subscribed(&watcher).await;
+    // The sync's "no responders" answer went to an inbox subject, which `_INBOX.>` matches.
+    let status = next(&mut replies).await;
+    assert_eq!(status.status.map(|code| code.as_u16()), Some(503));
     let client = connect(&url).await;
     for word in ["one", "two", "three"] {
         let reply = tokio::time::timeout(WAIT, client.request("svc.upper", word.into()))
@@ -227,7 +248,7 @@ async fn telnet_and_nats_subscribers_see_one_order() {
     assert!(telnet.sync().is_empty());
     let client = connect(&url).await;
     let mut sub = client.subscribe("mixed").await.unwrap();
-    client.flush().await.unwrap();
+    subscribed(&client).await;
 
     // Two publishers at once, one of each protocol.
     let addr = broker.addr;
