@@ -1,7 +1,9 @@
 //! Counters the dispatcher thread keeps, readable from any handle while it runs.
 //!
 //! The dispatcher counts in plain integers and publishes them with one `Relaxed` add per batch,
-//! so statistics cost nothing per message.
+//! so statistics cost nothing per message. A count may therefore trail by a moment the
+//! deliveries of the batch that made it: a reader can take a message from its inbox before its
+//! batch ends.
 
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 

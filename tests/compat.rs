@@ -318,6 +318,12 @@ fn stale_and_far_stamps_are_errors_and_duplicates_are_counted() {
     tx.forward(Some('C'), 3).unwrap(); // duplicate, held: dropped and counted
     tx.forward(None, 2).unwrap();
     assert_eq!(rx.recv(), Ok((Some('c'), 3)));
+    // Counters are published at the end of a batch, and a reader may take a message from its
+    // inbox before that: wait for the count rather than expect it with the delivery.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while d.stats().duplicate_stamps == 0 && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(d.stats().duplicate_stamps, 1);
 }
 
