@@ -9,7 +9,7 @@
 //!   tasks. Both sides write, `fence(SeqCst)`, then read (the clock's handshake): either the
 //!   retry finds room, or the dispatcher finds the registration. With bound 0 the intake is a
 //!   rendezvous, which a task cannot wait on: the send then blocks the thread, as `send` does.
-//! * **The reorder window** (`forward_async`): the task registers in the clock's sleeper list
+//! * **The reorder window** (`forward_async`): the task registers in the clock's forwarder list
 //!   for the next publish and re-checks, as a parked forwarder does.
 //! * **A spilling receiver's disk gate** is not waited on: a held receiver fails the send at
 //!   once (`DiskFull` or `DiskFailed`), whatever the policy, rather than block the executor.
@@ -71,7 +71,7 @@ impl IntakeWaiters {
     }
 }
 
-/// Keys for tasks in the clock's sleeper list: odd, so they never equal an address (the keys
+/// Keys for tasks in the clock's forwarder list: odd, so they never equal an address (the keys
 /// of threads and receivers), and unique.
 fn task_key() -> usize {
     static NEXT: StdAtomicUsize = StdAtomicUsize::new(0);
@@ -131,7 +131,7 @@ pub struct SendFuture<'a, T> {
     value: Option<T>,
     /// `Some` for a forward: the stamp it carries.
     stamp: Option<usize>,
-    /// Its key in the clock's sleeper list while registered there.
+    /// Its key in the clock's forwarder list while registered there.
     clock_key: Option<usize>,
 }
 

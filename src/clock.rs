@@ -208,7 +208,7 @@ impl Clock {
     }
 
     /// Blocks until `ready(released)` holds, the clock [stops](Clock::stop), or `deadline`
-    /// passes. Between checks the caller parks in the sleeper list and is unparked by the
+    /// passes. Between checks the caller parks in the forwarder list and is unparked by the
     /// next publish: no spinning. Checks once before any registration, so a call whose
     /// condition already holds costs one load.
     pub(crate) fn wait_until(

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! loop {
-//!     publish the clock (one Release store and one SeqCst fence) and wake sleeping receivers
+//!     publish the clock (one Release store and one SeqCst fence); wake waiting forwarders,
+//!     and sleeping receivers when due (paced: see the `waking` module)
 //!     close every receiver whose close has become due
 //!     block for one message (control first)
 //!     handle it, then up to BATCH-1 more without blocking

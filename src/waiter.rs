@@ -1,6 +1,6 @@
 //! Who to wake: a parked thread, or (with the `async` feature) a task.
 //!
-//! The clock's sleeper list and each inbox's close slot hold [`Waiter`]s. A thread's entry
+//! The clock's sleeper lists and each inbox's close slot hold [`Waiter`]s. A thread's entry
 //! stays until the thread removes it after waking (it re-checks and may park again); a task's
 //! entry is one-shot: the wake removes it from the clock's list, and the task registers again
 //! on its next `Pending` poll. That is the `Future` contract (a waker is for one wake-up), and it

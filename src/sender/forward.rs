@@ -5,7 +5,7 @@
 //! dispatcher holds early stamps in a ring of that size. `forward` waits until it does (the
 //! window's back-pressure, as a full bounded channel's); `try_forward` fails at once with
 //! [`StampTooFarAhead`](SendErrorKind::StampTooFarAhead); `forward_timeout` waits up to a
-//! deadline. The wait parks in the clock's sleeper list and is woken by the dispatcher's next
+//! deadline. The wait parks in the clock's forwarder list and is woken by the dispatcher's next
 //! publish, or by the clock stopping when the dispatcher thread ends (see [`crate::clock`]).
 
 use std::time::{Duration, Instant};
