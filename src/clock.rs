@@ -128,15 +128,19 @@ impl Sleepers {
     /// that registers after the copy registered after the clock was stored, so its re-check
     /// sees the new clock (the handshake in the module doc); one unregistered meanwhile gets
     /// a spare token, which only makes its next park return early.
-    fn wake_all(&self, scratch: &mut Vec<Waiter>) {
+    ///
+    /// Returns how many were woken.
+    fn wake_all(&self, scratch: &mut Vec<Waiter>) -> usize {
         let mut sleeping = self.sleeping.lock();
         scratch.extend(sleeping.iter().map(|(_, waiter)| waiter.clone()));
         sleeping.retain(|(_, waiter)| !waiter.one_shot());
         self.count.store(sleeping.len(), Ordering::Relaxed);
         drop(sleeping);
+        let woken = scratch.len();
         for waiter in scratch.drain(..) {
             waiter.wake();
         }
+        woken
     }
 }
 
@@ -153,7 +157,7 @@ impl Clock {
 
     /// The highest stamp whose payloads are all in their inboxes.
     pub(crate) fn read(&self) -> usize {
-        // Acquire: pairs with `publish`'s Release, so the payloads pushed before are visible.
+        // Acquire: pairs with `advance`'s Release, so the payloads pushed before are visible.
         self.released.load(Ordering::Acquire)
     }
 
@@ -185,9 +189,9 @@ impl Clock {
     /// some time ago: the dispatcher paces these, see `crate::engine::waking`). No fence of
     /// its own: the handshake's fence is the one `wake_forwarders` issued after the last
     /// [`advance`](Clock::advance), and every reader registered before it is in the list now
-    /// (or has left it, having seen something).
-    pub(crate) fn wake_readers(&self, scratch: &mut Vec<Waiter>) {
-        self.readers.wake_all(scratch);
+    /// (or has left it, having seen something). Returns how many were woken.
+    pub(crate) fn wake_readers(&self, scratch: &mut Vec<Waiter>) -> usize {
+        self.readers.wake_all(scratch)
     }
 
     /// Marks the clock as stopped for good and unparks every sleeper. Called once, when the

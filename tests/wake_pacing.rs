@@ -1,8 +1,9 @@
 //! Paced wake-ups (`Builder::watermark_wake_interval`): a receiver asleep in `recv` is woken
 //! for clock-only moves at most once per interval, never for data later than at once, and never
 //! later than the interval, even while the dispatcher is stalled on another receiver's full
-//! inbox. The pacing rules themselves are unit-tested in `src/engine/waking.rs`; these run real
-//! threads against a real dispatcher.
+//! inbox. (With few readers asleep, as here, the interval is not stretched.) The pacing rules
+//! themselves, the stretch for many readers included, are unit-tested in
+//! `src/engine/waking.rs`; these run real threads against a real dispatcher.
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::thread;

@@ -12,13 +12,18 @@
 //!    that batch, through its own inbox (`InboxFlags::wake_for_data`), whatever rule 2 says.
 //! 2. **Clock-only wake-ups are paced.** Readers asleep in the clock's reader list are woken
 //!    when the clock moved since they were last woken and the dispatcher is *due*: its intake
-//!    is empty, or [`WAKE_EVERY`] batches went by; and at least `interval` has passed since it
-//!    last woke them (the first wake-up after a quiet `interval` is at once). The default
-//!    interval is [`DEFAULT_WAKE_INTERVAL`]; zero wakes them at every due batch.
-//! 3. **Never owed for longer than the interval.** While a wake-up is owed the dispatcher does
+//!    is empty, or [`WAKE_EVERY`] batches went by; and the *spacing* has passed since it last
+//!    woke them (the first wake-up after a quiet spacing is at once). The spacing is the
+//!    `interval` (default [`DEFAULT_WAKE_INTERVAL`]), stretched to [`SPACING_PER_READER`] per
+//!    reader woken last time (at most [`MAX_STRETCH`]) when many sleep: each woken reader
+//!    costs a wake-up and two context switches (about 7 µs here, BENCHMARKS.md), so the
+//!    stretch keeps that work a bounded share of the time, however many readers sleep (63
+//!    readers: about 2 ms). An interval of zero turns pacing off: readers are woken at every
+//!    due batch.
+//! 3. **Never owed for longer than the spacing.** While a wake-up is owed the dispatcher does
 //!    not block past [`Wakes::deadline`]: waiting for the intake, or for room in a full inbox,
 //!    times out then, and the readers are woken. So a reader asleep learns of a clock move
-//!    within `interval` (plus scheduling), and no wake-up is lost (the clock's handshake is
+//!    within the spacing (plus scheduling), and no wake-up is lost (the clock's handshake is
 //!    unchanged: a late wake-up is the same wake-up, later).
 //! 4. Forwarders waiting for the reorder window are woken at every publish (their wait is the
 //!    stream's own back-pressure), and at shutdown everyone is.
@@ -44,6 +49,14 @@ pub(crate) const WAKE_EVERY: u32 = 8;
 /// Default for [`Builder::watermark_wake_interval`](crate::Builder::watermark_wake_interval).
 pub const DEFAULT_WAKE_INTERVAL: Duration = Duration::from_millis(1);
 
+/// After waking `n` readers for a clock-only move, the next such wake-up waits at least `n`
+/// times this (rule 2): about four times what one costs, so waking stays under a quarter of
+/// one core however many readers sleep.
+pub(crate) const SPACING_PER_READER: Duration = Duration::from_micros(32);
+
+/// The stretch for many readers never exceeds this (an `interval` set longer still applies).
+pub(crate) const MAX_STRETCH: Duration = Duration::from_millis(100);
+
 /// The dispatcher's record of the wake-ups it owes (see the module doc).
 pub(super) struct Wakes {
     interval: Duration,
@@ -51,8 +64,9 @@ pub(super) struct Wakes {
     owed: bool,
     /// Batches ended while a wake-up was owed.
     batches_owed: u32,
-    /// When the readers were last woken; `None` before the first time.
-    last: Option<Instant>,
+    /// The earliest a paced wake-up may come: the last one plus its spacing; `None` before
+    /// the first.
+    next: Option<Instant>,
     /// Reused by the clock to wake outside its lock.
     scratch: Vec<Waiter>,
 }
@@ -67,7 +81,7 @@ impl Wakes {
             interval,
             owed: false,
             batches_owed: 0,
-            last: None,
+            next: None,
             scratch: Vec::new(),
         }
     }
@@ -103,11 +117,18 @@ impl Wakes {
     /// Wakes the readers now, whatever the interval (an owed wake-up whose deadline came, or
     /// the shutdown). Forwarders were woken by the publish that made it owed.
     pub(super) fn wake_readers(&mut self, clock: &Clock) {
-        clock.wake_readers(&mut self.scratch);
+        let woken = clock.wake_readers(&mut self.scratch);
         if !self.interval.is_zero() {
-            self.last = Some(Instant::now());
+            self.next = Some(Instant::now() + self.spacing(woken));
         }
         self.settled();
+    }
+
+    /// How long after waking `woken` readers the next paced wake-up may come (rule 2).
+    fn spacing(&self, woken: usize) -> Duration {
+        let woken = u32::try_from(woken).unwrap_or(u32::MAX);
+        let stretch = SPACING_PER_READER.saturating_mul(woken).min(MAX_STRETCH);
+        self.interval.max(stretch)
     }
 
     fn settled(&mut self) {
@@ -120,10 +141,7 @@ impl Wakes {
         if !self.owed {
             return None;
         }
-        Some(
-            self.last
-                .map_or_else(Instant::now, |last| last + self.interval),
-        )
+        Some(self.next.unwrap_or_else(Instant::now))
     }
 
     /// How long the dispatcher may block before it owes the readers their wake-up.
@@ -133,7 +151,7 @@ impl Wakes {
     }
 
     fn interval_passed(&self) -> bool {
-        self.last.is_none_or(|last| last.elapsed() >= self.interval)
+        self.next.is_none_or(|next| Instant::now() >= next)
     }
 }
 
@@ -228,6 +246,55 @@ mod tests {
             assert!(wakes.after_publish(&clock, true, due));
             assert!(!still_asleep(&clock));
         }
+    }
+
+    /// Wakes `readers` task sleepers through `wakes` and returns the spacing it set, bounded
+    /// by the instants before and after the wake-up.
+    fn spacing_after_waking(interval: Duration, readers: usize) -> (Duration, Duration) {
+        let clock = Clock::new(0);
+        let mut wakes = Wakes::new(interval);
+        for key in 1..=readers {
+            clock.readers.sleep_task(key, std::task::Waker::noop());
+        }
+        clock.advance(1);
+        let before = Instant::now();
+        assert!(wakes.after_publish(&clock, true, true));
+        let after = Instant::now();
+        assert!(!still_asleep(&clock), "all {readers} woken");
+        let next = wakes.next.expect("a spacing is set after a paced wake-up");
+        (
+            next.saturating_duration_since(after),
+            next.saturating_duration_since(before),
+        )
+    }
+
+    #[test]
+    fn many_readers_stretch_the_spacing_and_the_stretch_is_capped() {
+        // Few readers: the interval.
+        let (at_least, at_most) = spacing_after_waking(Duration::from_millis(1), 3);
+        assert!(at_least <= Duration::from_millis(1) && at_most >= Duration::from_millis(1));
+        // 1000 readers: 32 ms, more than the interval.
+        let stretch = SPACING_PER_READER * 1000;
+        let (at_least, at_most) = spacing_after_waking(Duration::from_millis(1), 1000);
+        assert!(
+            at_least <= stretch && at_most >= stretch,
+            "{at_least:?}..{at_most:?}"
+        );
+        // 10 000 readers: capped.
+        let (at_least, at_most) = spacing_after_waking(Duration::from_millis(1), 10_000);
+        assert!(at_least <= MAX_STRETCH && at_most >= MAX_STRETCH);
+        // An interval longer than the stretch wins.
+        let (at_least, _) = spacing_after_waking(HOUR, 1000);
+        assert!(at_least > HOUR - Duration::from_secs(60));
+        // Zero: no pacing at all, however many were woken.
+        let clock = Clock::new(0);
+        let mut wakes = Wakes::new(Duration::ZERO);
+        for key in 1..=1000 {
+            clock.readers.sleep_task(key, std::task::Waker::noop());
+        }
+        clock.advance(1);
+        assert!(wakes.after_publish(&clock, true, true));
+        assert_eq!(wakes.next, None);
     }
 
     #[test]
