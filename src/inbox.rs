@@ -194,6 +194,15 @@ pub(crate) enum PushError<T> {
     Gone(Stamped<T>),
 }
 
+impl<T> From<Refused<Stamped<T>>> for PushError<T> {
+    fn from(refused: Refused<Stamped<T>>) -> Self {
+        match refused {
+            Refused::Full(item) => PushError::Full(item),
+            Refused::Gone(item) => PushError::Gone(item),
+        }
+    }
+}
+
 /// A new inbox holding at most `capacity` payloads (at least 1), whose reader has seen
 /// everything up to `seen`.
 pub(crate) fn inbox<T>(
@@ -303,14 +312,9 @@ impl<T> InboxWriter<T> {
                 Err(item) => Err(PushError::Gone(item)),
             };
         }
-        match self.queue.try_push(item) {
-            Ok(()) => {
-                self.count_pushed();
-                Ok(Pushed::Memory)
-            }
-            Err(Refused::Full(item)) => Err(PushError::Full(item)),
-            Err(Refused::Gone(item)) => Err(PushError::Gone(item)),
-        }
+        self.queue.try_push(item)?;
+        self.count_pushed();
+        Ok(Pushed::Memory)
     }
 
     /// Writes a spilling inbox's buffered records to disk (nothing for other inboxes).
@@ -329,16 +333,11 @@ impl<T> InboxWriter<T> {
         item: Stamped<T>,
         deadline: Option<std::time::Instant>,
     ) -> Result<(), PushError<T>> {
-        match self.wait_caught_up(deadline) {
-            Ok(()) => {}
-            Err(Refused::Gone(())) => return Err(PushError::Gone(item)),
-            Err(Refused::Full(())) => return Err(PushError::Full(item)),
+        if let Err(refused) = self.wait_caught_up(deadline) {
+            // Same outcome, with the payload given back.
+            return Err(refused.map(|()| item).into());
         }
-        match self.queue.push_blocking(item, deadline) {
-            Ok(()) => {}
-            Err(Refused::Gone(item)) => return Err(PushError::Gone(item)),
-            Err(Refused::Full(item)) => return Err(PushError::Full(item)),
-        }
+        self.queue.push_blocking(item, deadline)?;
         self.count_pushed();
         Ok(())
     }

@@ -93,6 +93,16 @@ pub(crate) enum Refused<T> {
     Gone(T),
 }
 
+impl<T> Refused<T> {
+    /// The same refusal, carrying `f` of its value.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Refused<U> {
+        match self {
+            Refused::Full(value) => Refused::Full(f(value)),
+            Refused::Gone(value) => Refused::Gone(f(value)),
+        }
+    }
+}
+
 /// What a pop found, when it found no value.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Popped {

@@ -1,8 +1,9 @@
 //! Closing receivers, and forgetting them: the part of the dispatcher loop that settles
-//! pending closes (see "Closing and forgetting" in [`super`]).
+//! pending closes (see "Closing and forgetting" in [`super`]), and the dispatcher's own end.
 
-use super::Engine;
+use super::{Engine, Held};
 use crate::registry::ReceiverId;
+use crate::reorder::ReorderWindow;
 
 /// A receiver that lost its last sender, and the `handled` count after which the data queued
 /// at that moment has been handled.
@@ -75,5 +76,47 @@ impl<T> Engine<T> {
         self.slots.free(id);
         self.shared.registry.lock().release_id(id);
         self.shared.counters.set_receivers(self.slots.len());
+    }
+
+    /// One of `id`'s senders (or a group holding it) is gone; with none left, it closes once
+    /// the `due`-th data message is handled.
+    pub(super) fn sender_left(&mut self, id: ReceiverId, due: u64) {
+        if let Some(slot) = self.slot_mut(id) {
+            slot.senders -= 1;
+            if slot.senders == 0 {
+                let epoch = slot.epoch;
+                self.pending_closes.push_back(PendingClose {
+                    id,
+                    epoch,
+                    after: due,
+                });
+            }
+        }
+    }
+
+    /// Every handle is gone: release what the window holds, close every inbox.
+    pub(super) fn shut_down(&mut self) {
+        let mut window = ReorderWindow::new(0, 0);
+        std::mem::swap(&mut window, &mut self.window);
+        let mut released = Vec::new();
+        self.local.skipped_stamps += window.drain_skipping_gaps(|stamp, held| {
+            released.push((stamp, held));
+        }) as u64;
+        let last_released = window.released();
+        for (stamp, held) in released {
+            self.unhold(&held);
+            self.stage(stamp, held, None);
+        }
+        // Journaled: the final clock (past any skipped stamps) survives a restart.
+        self.stage(self.stamp.max(last_released), Held::Nothing, None);
+        self.drain_journal();
+        if !self.publish_through(self.stamp.max(last_released), true) {
+            // Paced or settled: wake whoever sleeps now, whatever the interval.
+            self.wakes.wake_readers(&self.shared.clock);
+        }
+        for inbox in self.slots.take_all_inboxes() {
+            inbox.close(self.published);
+        }
+        self.shared.counters.add(&self.local);
     }
 }
