@@ -114,8 +114,12 @@ fn receiver_drop_unblocks_dispatcher() {
     });
 }
 
-/// Model 4: two forwarders race with stamps 1..=3 (one sends 1 and 3, the other 2): the
-/// receiver gets them strictly in order, then `Err`.
+/// Model 4: two forwarders race with stamps 1 and 2: loom runs both arrival orders (2 held in
+/// the window until 1 comes, or 1 then 2), and the receiver gets them strictly in order, then
+/// `Err`. (A third stamp, 3 sent before 1 by the same forwarder, made this the longest model
+/// by far, 260 s of the suite's 460, without a code path the two do not reach: a held run is
+/// released by the same loop whatever its length, and with an inbox of one the dispatcher
+/// still blocks on it when it releases 2 before 1 is read.)
 #[test]
 fn forwarders_race_released_in_order() {
     loom::model(|| {
@@ -126,12 +130,10 @@ fn forwarders_race_released_in_order() {
         let t = thread::spawn(move || {
             tx_2.forward(Some(20), 2).unwrap();
         });
-        tx_1.forward(Some(30), 3).unwrap();
         tx_1.forward(Some(10), 1).unwrap();
         drop(tx_1);
         assert_eq!(rx.recv(), Ok((Some(10), 1)));
         assert_eq!(rx.recv(), Ok((Some(20), 2)));
-        assert_eq!(rx.recv(), Ok((Some(30), 3)));
         assert_eq!(rx.recv(), Err(RecvError));
         t.join().unwrap();
     });
