@@ -136,6 +136,18 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_release_leaves_the_rest_held() {
+        let mut w = ReorderWindow::new(0, 100);
+        w.insert(3, 'c').unwrap();
+        w.insert(1, 'a').unwrap();
+        assert_eq!(drain(&mut w), vec![(1, 'a')], "3 waits behind the gap at 2");
+        assert_eq!((w.released(), w.span()), (1, 2));
+        w.insert(2, 'b').unwrap();
+        assert_eq!(drain(&mut w), vec![(2, 'b'), (3, 'c')]);
+        assert_eq!((w.released(), w.span()), (3, 0));
+    }
+
+    #[test]
     fn rejects_stale_duplicate_and_far_stamps_handing_them_back() {
         let mut w = ReorderWindow::new(5, 4);
         assert_eq!(w.insert(5, 'x'), Err((Rejected::Stale, 'x')));

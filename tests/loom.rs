@@ -117,9 +117,11 @@ fn receiver_drop_unblocks_dispatcher() {
 /// Model 4: two forwarders race with stamps 1 and 2: loom runs both arrival orders (2 held in
 /// the window until 1 comes, or 1 then 2), and the receiver gets them strictly in order, then
 /// `Err`. (A third stamp, 3 sent before 1 by the same forwarder, made this the longest model
-/// by far, 260 s of the suite's 460, without a code path the two do not reach: a held run is
+/// by far, 260 s of the suite's 460. The two still reach the concurrent paths: a held run is
 /// released by the same loop whatever its length, and with an inbox of one the dispatcher
-/// still blocks on it when it releases 2 before 1 is read.)
+/// still blocks on it when it releases 2 before 1 is read. What only the third reached, a
+/// partial release that leaves 3 held behind a gap, is the window's sequential logic:
+/// `reorder::tests::a_partial_release_leaves_the_rest_held`.)
 #[test]
 fn forwarders_race_released_in_order() {
     loom::model(|| {

@@ -17,9 +17,9 @@
 //!    `interval` (default [`DEFAULT_WAKE_INTERVAL`]), stretched to [`SPACING_PER_READER`] per
 //!    reader woken last time (at most [`MAX_STRETCH`]) when many sleep: each woken reader
 //!    costs a wake-up and two context switches (about 7 µs here, BENCHMARKS.md), so the
-//!    stretch keeps that work a bounded share of the time, however many readers sleep (63
-//!    readers: about 2 ms). An interval of zero turns pacing off: readers are woken at every
-//!    due batch.
+//!    stretch keeps that work under a quarter of one core up to about 3 000 readers asleep
+//!    (63 readers: about 2 ms); beyond that the cap bounds the delay instead. An interval of
+//!    zero turns pacing off: readers are woken at every due batch.
 //! 3. **Never owed for longer than the spacing.** While a wake-up is owed the dispatcher does
 //!    not block past [`Wakes::deadline`]: waiting for the intake, or for room in a full inbox,
 //!    times out then, and the readers are woken. So a reader asleep learns of a clock move
@@ -51,7 +51,7 @@ pub const DEFAULT_WAKE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// After waking `n` readers for a clock-only move, the next such wake-up waits at least `n`
 /// times this (rule 2): about four times what one costs, so waking stays under a quarter of
-/// one core however many readers sleep.
+/// one core (up to [`MAX_STRETCH`] / this, about 3 000 readers).
 pub(crate) const SPACING_PER_READER: Duration = Duration::from_micros(32);
 
 /// The stretch for many readers never exceeds this (an `interval` set longer still applies).
@@ -87,7 +87,7 @@ impl Wakes {
     }
 
     /// After a publish (`advanced`: the clock moved): wakes forwarders, and readers if `due`
-    /// and the interval allows (rule 2); otherwise the readers' wake-up stays owed. Returns
+    /// and the spacing has passed (rule 2); otherwise the readers' wake-up stays owed. Returns
     /// whether readers were woken; if not, the caller wakes the receivers it delivered to
     /// (rule 1), after the fence this has issued.
     pub(super) fn after_publish(&mut self, clock: &Clock, advanced: bool, due: bool) -> bool {
@@ -100,7 +100,7 @@ impl Wakes {
             self.settled();
             return false;
         }
-        if due && self.interval_passed() {
+        if due && self.spacing_passed() {
             self.wake_readers(clock);
             return true;
         }
@@ -150,7 +150,7 @@ impl Wakes {
             .map(|deadline| deadline.saturating_duration_since(Instant::now()))
     }
 
-    fn interval_passed(&self) -> bool {
+    fn spacing_passed(&self) -> bool {
         self.next.is_none_or(|next| Instant::now() >= next)
     }
 }
