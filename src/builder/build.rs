@@ -70,13 +70,7 @@ impl Builder {
         T: Serialize + DeserializeOwned + Send + 'static,
     {
         let dir = self.journal_dir.clone().ok_or(JournalError::NotJournaled)?;
-        check_capacity::<(usize, Envelope<T>)>("bound", self.bound)
-            .map_err(JournalError::Capacity)?;
-        let setting = match self.inbox_capacity {
-            Some(_) => "inbox_capacity",
-            None => "bound",
-        };
-        check_capacity::<(T, usize)>(setting, self.effective_inbox_capacity())
+        self.check_capacities::<T>()
             .map_err(JournalError::Capacity)?;
         let journal = std::sync::Arc::new(Journal::open(
             dir,
@@ -206,20 +200,25 @@ impl Builder {
     /// [`MAX_PREALLOCATED_BYTES`]); [`BuildError::Thread`] with the operating system's error if
     /// the thread cannot start.
     pub fn try_build<T: Send + 'static>(self) -> Result<Dispatcher<T>, BuildError> {
-        check_capacity::<(usize, Envelope<T>)>("bound", self.bound)
-            .map_err(BuildError::Capacity)?;
-        let setting = match self.inbox_capacity {
-            Some(_) => "inbox_capacity",
-            None => "bound",
-        };
-        check_capacity::<(T, usize)>(setting, self.effective_inbox_capacity())
-            .map_err(BuildError::Capacity)?;
+        self.check_capacities::<T>().map_err(BuildError::Capacity)?;
         let (link, thread) = self.start(None).map_err(BuildError::Thread)?;
         Ok(Dispatcher::from_link(link, thread))
     }
 
     fn effective_inbox_capacity(&self) -> usize {
         self.inbox_capacity.unwrap_or(self.bound).max(1)
+    }
+
+    /// The intake's bound and the inboxes' capacity can be allocated up front (the checks of
+    /// [`try_build`](Self::try_build) and [`build_journaled`](Self::build_journaled); a
+    /// spilling build checks its memory capacity instead).
+    fn check_capacities<T>(&self) -> Result<(), CapacityError> {
+        check_capacity::<(usize, Envelope<T>)>("bound", self.bound)?;
+        let setting = match self.inbox_capacity {
+            Some(_) => "inbox_capacity",
+            None => "bound",
+        };
+        check_capacity::<(T, usize)>(setting, self.effective_inbox_capacity())
     }
 
     /// Starts the dispatcher thread; returns the way into it, and the thread.
