@@ -159,15 +159,16 @@ impl Builder {
     /// read that *looks* sees the clock as soon as it moves; only waking a read that sleeps is
     /// paced. So a receiver blocked in `recv` while the others' traffic flows returns
     /// `(None, t)` within this interval of the clock's move, or its stretch (below), instead of
-    /// at every batch (the first move after a quiet interval wakes it at once). That is what keeps many receivers
-    /// blocked in `recv` from taking the cores the traffic needs (BENCHMARKS.md).
+    /// at every batch (the first move after a quiet interval wakes it at once). That is what
+    /// keeps many receivers blocked in `recv` from taking the cores the traffic needs
+    /// (BENCHMARKS.md).
     ///
     /// When many readers sleep, the interval stretches to 32 µs per reader woken the last time
     /// (so 63 readers: about 2 ms; the stretch is capped at 100 ms, and a longer interval
-    /// wins), which keeps waking them under a quarter of one core up to about 3 000 readers. `Duration::ZERO` turns pacing off: they
-    /// are woken at every batch the dispatcher ends with an empty intake, as before 5.0's
-    /// pacing; a pipeline whose stages are driven by watermarks may want that, or a short
-    /// interval with few readers.
+    /// wins), which keeps waking them under a quarter of one core up to about 3 000 readers.
+    /// `Duration::ZERO` turns pacing off: they are woken at every batch the dispatcher ends
+    /// with an empty intake, as before 5.0's pacing; a pipeline whose stages are driven by
+    /// watermarks may want that, or a short interval with few readers.
     ///
     /// ```
     /// use std::time::Duration;

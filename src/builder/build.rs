@@ -112,8 +112,8 @@ impl Builder {
     ///
     /// [`SpillSetupError::Capacity`] if [`bound`](Self::bound) or
     /// [`memory_capacity`](Self::memory_capacity) is too large to allocate (see
-    /// [`MAX_PREALLOCATED_BYTES`]), [`SpillSetupError::InUse`] if another dispatcher holds the directory,
-    /// [`SpillSetupError::Io`] if it cannot be created or locked, and
+    /// [`MAX_PREALLOCATED_BYTES`]), [`SpillSetupError::InUse`] if another dispatcher holds the
+    /// directory, [`SpillSetupError::Io`] if it cannot be created or locked, and
     /// [`SpillSetupError::Thread`] if the thread cannot start.
     ///
     /// ```
